@@ -222,7 +222,7 @@ class Runner:
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.output / "tensorboard"))
+            self._writer = SummaryWriter(str(self.output / "tensorboard"), flush_secs=10)
         return self._writer
 
     # ------------------------------------------------------------------ hooks

@@ -3,40 +3,20 @@
 from __future__ import annotations
 
 import gzip
-import io
-import pickle
 import struct
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests import datasets
+
 
 @pytest.fixture
 def cifar_batches() -> dict[str, dict]:
     """Six small batches in the official CIFAR-10 python format (5 train of 4, test of 6)."""
-    rng = np.random.RandomState(0)
-    batches = {}
-    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
-    for b, name in enumerate(names):
-        n = 6 if name == "test_batch" else 4
-        data = rng.randint(0, 256, size=(n, 3072)).astype(np.uint8)
-        batches[name] = {
-            b"batch_label": f"batch {b + 1} of 5".encode(),
-            b"labels": [int(v) for v in rng.randint(0, 10, size=n)],
-            b"data": data,
-            b"filenames": [f"img_{b}_{i}.png".encode() for i in range(n)],
-        }
-    return batches
-
-
-def _cifar_meta() -> bytes:
-    names = [b"airplane", b"automobile", b"bird", b"cat", b"deer"]
-    names += [b"dog", b"frog", b"horse", b"ship", b"truck"]
-    meta = {b"num_cases_per_batch": 10000, b"label_names": names, b"num_vis": 3072}
-    return pickle.dumps(meta, protocol=2)
+    return datasets.cifar_batches(per_batch=4, test=6, seed=0)
 
 
 @pytest.fixture
@@ -44,23 +24,7 @@ def write_cifar(cifar_batches):
     """write_cifar(folder, archive: bool) writes the official archive or extracted folder."""
 
     def write(folder: Path, archive: bool) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        files = {name: pickle.dumps(d, protocol=2) for name, d in cifar_batches.items()}
-        files["batches.meta"] = _cifar_meta()
-        files["readme.html"] = b"<html></html>"
-        if not archive:
-            sub = folder / "cifar-10-batches-py"
-            sub.mkdir()
-            for name, blob in files.items():
-                (sub / name).write_bytes(blob)
-            return sub
-        path = folder / "cifar-10-python.tar.gz"
-        with tarfile.open(path, "w:gz") as tar:
-            for name, blob in files.items():
-                info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-                info.size = len(blob)
-                tar.addfile(info, io.BytesIO(blob))
-        return path
+        return datasets.write_cifar(folder, cifar_batches, archive)
 
     return write
 
