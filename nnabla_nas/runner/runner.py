@@ -101,6 +101,7 @@ class Runner:
         self._graphs: dict[Any, tuple] = {}
         self._writer = None
         self.history: list[dict[str, float]] = []
+        self.current_train_batch: Batch = []
         self.optimizers = self.make_optimizers()
 
     # ------------------------------------------------------------------ optimizers
@@ -317,7 +318,9 @@ class Runner:
                 disable=None, dynamic_ncols=True,
             )  # fmt: skip
             for i, (x, y) in enumerate(bar):
-                metrics = self.train_step(self.split(x, y, cfg.mini_batch_train), phase)
+                # Kept for architecture steps that also need the weight batch (DARTS 2nd order).
+                self.current_train_batch = self.split(x, y, cfg.mini_batch_train)
+                metrics = self.train_step(self.current_train_batch, phase)
                 metrics["lr"] = self.optimizers[phase].get_learning_rate()
                 if phase == "train" and arch_iter is not None:
                     xa, ya = next(arch_iter)
