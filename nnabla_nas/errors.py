@@ -30,3 +30,34 @@ class DatasetNotFoundError(ConfigError):
 
 class GenotypeError(ConfigError):
     """A genotype file is missing, unreadable, or belongs to another search space."""
+
+
+class NonFiniteError(NnasError):
+    """A loss (or a parameter) became NaN or Inf; nothing was written after the last good step."""
+
+
+class CheckpointError(NnasError):
+    """A checkpoint is missing, unreadable or does not belong to this run."""
+
+
+class OutputError(NnasError):
+    """Writing an output file failed (disk full, folder not writable); the files written before
+    are intact. ``output`` is the run's output folder (to resume it)."""
+
+    def __init__(self, message: str, output: str | None = None) -> None:
+        self.output = output
+        super().__init__(message)
+
+
+class Interrupted(NnasError):
+    """The run stopped on a signal after writing a checkpoint.
+
+    The exit code is ``128 + signal number`` (130 for SIGINT, 143 for SIGTERM), as a shell
+    reports a process killed by that signal. ``output`` is the run's output folder (to resume it).
+    """
+
+    def __init__(self, message: str, signum: int, output: str | None = None) -> None:
+        self.signum = int(signum)
+        self.exit_code = 128 + self.signum
+        self.output = output
+        super().__init__(message)

@@ -13,6 +13,10 @@ Layout (one HDF5 file):
   loader.
 
 The file is written atomically: a crash never leaves a half-written genotype.
+
+:func:`load_genotype` also reads a cell genotype in JSON (a DARTS ``arch.json``, written by
+:mod:`nnabla_nas.contrib.darts`): its object is kept as :attr:`Genotype.cell` (checked in detail
+by the space that builds it), its space is its ``search_space`` key (default ``"darts"``).
 """
 
 from __future__ import annotations
@@ -55,6 +59,8 @@ class Genotype:
         extra: free JSON-serialisable information (epoch, latency, ...).
         source: the file it was read from (set by :func:`load_genotype`, for error messages;
             not saved).
+        cell: a cell genotype read from a JSON file (e.g. DARTS' ``arch.json``: ``normal``,
+            ``normal_concat``, ``reduce``, ``reduce_concat``), None for an ``arch.h5``.
     """
 
     space: str
@@ -62,6 +68,7 @@ class Genotype:
     logits: OrderedDict[str, np.ndarray] = field(default_factory=OrderedDict)
     extra: dict[str, Any] = field(default_factory=dict)
     source: str | None = field(default=None, compare=False)
+    cell: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.choices = OrderedDict((str(k), str(v)) for k, v in self.choices.items())
@@ -117,15 +124,17 @@ def load_genotype(
     """Reads a genotype written by :func:`save_genotype`.
 
     Args:
-        path: the ``arch.h5`` file.
+        path: the ``arch.h5`` file, or a cell genotype ``*.json`` (DARTS' ``arch.json``).
         expected_space: if given, the search space the genotype must belong to.
         key: the configuration key that named the file (for the error message).
 
     Raises:
-        GenotypeError: the file is missing, is not HDF5, is not a genotype file, or belongs to
-            another search space; the message names the file.
+        GenotypeError: the file is missing, is not HDF5 (JSON for ``*.json``), is not a genotype
+            file, or belongs to another search space; the message names the file.
     """
     path = Path(path)
+    if path.suffix.lower() == ".json":
+        return _load_cell_json(path, expected_space, key)
     if not path.is_file():
         raise GenotypeError(
             f"genotype file {str(path)!r} does not exist; give the arch.h5 written by a search",
@@ -178,6 +187,43 @@ def load_genotype(
         f.visit(visit)
         logits = OrderedDict((name, np.array(f[name][...])) for _, name in sorted(datasets))
     return Genotype(space=space, choices=choices, logits=logits, extra=extra, source=str(path))
+
+
+def _load_cell_json(path: Path, expected_space: str | None, key: str | None) -> Genotype:
+    """Reads a cell genotype (``arch.json``); see :func:`load_genotype`."""
+    name = str(path)
+    if not path.is_file():
+        raise GenotypeError(
+            f"genotype file {name!r} does not exist; give the arch.json (or arch.h5) written by "
+            "a search",
+            key=key,
+        )
+    try:
+        data = json.loads(path.read_text(), object_pairs_hook=OrderedDict)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise GenotypeError(
+            f"genotype file {name!r} is not valid JSON ({err}); give the arch.json written by "
+            "a search",
+            key=key,
+        ) from None
+    cell_keys = ("normal", "normal_concat", "reduce", "reduce_concat")
+    if not isinstance(data, dict) or not any(k in data for k in cell_keys):
+        raise GenotypeError(
+            f"genotype file {name!r} is not a cell genotype: expected a JSON object with the "
+            f"keys {', '.join(cell_keys)} (the arch.json of a DARTS search)",
+            key=key,
+        )
+    space = data.pop("search_space", "darts")
+    if not isinstance(space, str):
+        raise GenotypeError(f"genotype file {name!r}: search_space must be a string", key=key)
+    if expected_space is not None and space.lower() != expected_space.lower():
+        raise GenotypeError(
+            f"genotype file {name!r} belongs to search space {space!r}, but the network being "
+            f"built is {expected_space!r}; use a genotype searched in {expected_space!r} or set "
+            f"search_space to {space!r}",
+            key=key,
+        )
+    return Genotype(space=space, choices=OrderedDict(), source=name, cell=dict(data))
 
 
 def _text(value: Any) -> str:

@@ -28,7 +28,9 @@ __all__ = [
     "ArchNode",
     "architecture_dot",
     "architecture_image",
+    "cell_dot",
     "draw_architecture",
+    "draw_cell",
     "kernel_of",
 ]
 
@@ -222,12 +224,67 @@ def draw_architecture(
         NnasError: graphviz's ``dot`` binary is missing (the message says how to install it).
     """
     _require_dot()
-    dot = architecture_dot(model_or_genotype, input_shape, rankdir)
+    path = _render_png(architecture_dot(model_or_genotype, input_shape, rankdir), path_png)
+    logger.debug("architecture drawn to %s", path)
+    return path
+
+
+def _render_png(dot: Any, path_png: str | os.PathLike) -> Path:
     png = dot.pipe(format="png")
     path = Path(path_png)
     with atomic_path(path) as tmp:
         Path(tmp).write_bytes(png)
-    logger.debug("architecture drawn to %s", path)
+    return path
+
+
+def cell_dot(
+    nodes: Sequence[Sequence[tuple[str, int]]], concat: Sequence[int], name: str = "cell"
+) -> Any:
+    """A cell (DARTS-style) as a ``graphviz.Digraph``, laid out left to right.
+
+    Nodes ``c_{k-2}`` and ``c_{k-1}`` (the cell inputs, numbered 0 and 1), the intermediate
+    nodes ``0 .. n-1`` (numbered 2 ..), and the output ``c_{k}`` that concatenates ``concat``;
+    every edge is labelled with its operation.
+
+    Args:
+        nodes: per intermediate node, its incoming edges ``(operation, input number)``.
+        concat: the node numbers concatenated into the output.
+        name: the graph's name (e.g. ``normal``, ``reduce``).
+    """
+    import graphviz
+
+    dot = graphviz.Digraph(name, format="png")
+    dot.attr(rankdir="LR", fontname="Helvetica")
+    dot.attr("node", fontname="Helvetica", fontsize="11", style="filled", shape="rect")
+    dot.attr("edge", fontname="Helvetica", fontsize="10")
+    ids = ["c_{k-2}", "c_{k-1}", *(str(i) for i in range(len(nodes)))]
+    for node_id in ids[:2]:
+        dot.node(node_id, fillcolor="darkseagreen2")
+    for node_id in ids[2:]:
+        dot.node(node_id, fillcolor="lightblue")
+    dot.node("c_{k}", fillcolor="palegoldenrod")
+    for i, edges in enumerate(nodes):
+        for op, j in edges:
+            dot.edge(ids[j], ids[i + 2], label=op, fillcolor="gray")
+    for j in concat:
+        dot.edge(ids[j], "c_{k}", fillcolor="gray")
+    return dot
+
+
+def draw_cell(
+    nodes: Sequence[Sequence[tuple[str, int]]],
+    concat: Sequence[int],
+    path_png: str | os.PathLike,
+    name: str = "cell",
+) -> Path:
+    """Renders a cell (see :func:`cell_dot`) to a PNG file, atomically.
+
+    Raises:
+        NnasError: graphviz's ``dot`` binary is missing (the message says how to install it).
+    """
+    _require_dot()
+    path = _render_png(cell_dot(nodes, concat, name), path_png)
+    logger.debug("cell %s drawn to %s", name, path)
     return path
 
 

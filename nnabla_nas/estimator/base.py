@@ -1,0 +1,475 @@
+"""The estimator interface and the network tracer every estimator shares.
+
+An estimator turns a network into a number (latency in ms, multiply-accumulates, bytes, ...):
+
+- :meth:`Estimator.predict` -- the value of one architecture of the model: its current argmax
+  architecture by default (a fixed network has only one), or the architecture given as
+  ``{choice label: candidate index}`` (e.g. a REINFORCE sample);
+- :meth:`Estimator.expected` -- the expected value under the architecture distribution (every
+  choice independently ``softmax(alpha)``), as a scalar ``nn.Variable`` differentiable with
+  respect to the architecture logits (what a gradient-mode hardware loss back-propagates);
+- :meth:`Estimator.details` -- the named figures reported per epoch (``{"latency_ms": 1.9}``).
+
+What a "layer" is
+    The tracer (:func:`trace`) builds the network's graph once in inference mode with a rule on
+    every :class:`~nnabla_nas.module.MixedOp` that builds each candidate on its own detached
+    input and hands a fresh placeholder of the output shape to the rest of the network. The
+    nnabla functions found are split into the fixed part and, per choice, per candidate, that
+    candidate's part (nested choices recurse). A layer (:class:`Layer`) is ONE nnabla function
+    (``Convolution``, ``BatchNormalization``, ``Add2``, ...) with its input shapes and arguments:
+    every operation the network runs is counted, including those written inline in a module's
+    ``call`` (a residual ``x + out``), and nothing else. Its stable string :attr:`Layer.key` is
+    the lookup-table key of the latency estimator.
+
+Additive estimators (:class:`LayerwiseEstimator`) define the value of one layer; an
+architecture's value is then the sum over its layers, and the expectation is
+``fixed + sum_choices sum_i softmax(alpha)_i * value(candidate_i)`` (exact for independent
+choices, the way the searchers sample). Non-additive ones (peak memory, nn-Meter's graph-level
+predictors) implement :meth:`Estimator.predict` on the graph :func:`build_network` returns and
+document what their :meth:`Estimator.expected` approximates.
+
+Implementing an estimator: subclass, set :attr:`Estimator.unit` (and an ``Options`` dataclass
+for estimator-specific keys of the experiment file's ``regularizer.<name>.options``), override
+:meth:`Estimator.from_config` if the constructor needs more than ``input_shape`` and
+``batch_size``, and register it in :data:`nnabla_nas.estimator.ESTIMATORS`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import dataclasses
+import logging
+import weakref
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator, Mapping, Sequence
+
+import nnabla as nn
+import nnabla.functions as F
+import numpy as np
+
+from ..module import MixedOp, Module
+
+__all__ = [
+    "Architecture",
+    "Choice",
+    "Estimator",
+    "Layer",
+    "LayerwiseEstimator",
+    "NoOptions",
+    "Segment",
+    "build_network",
+    "inference_graph",
+    "trace",
+]
+
+logger = logging.getLogger(__name__)
+
+#: One architecture of a model: ``{choice label: candidate index}`` (missing labels: argmax).
+Architecture = Mapping[str, int]
+
+#: nnabla functions that only join outputs (added by the tracer itself): never layers.
+_IGNORED_TYPES = frozenset({"Sink"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Layers and the traced network
+# ---------------------------------------------------------------------------------------------
+
+
+def _canonical(value: Any) -> Any:
+    """Argument values as hashable, process-independent Python values."""
+    if isinstance(value, (list, tuple)):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "(" + ",".join(_format(v) for v in value) + ")"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+def _shape(shape: Sequence[int]) -> str:
+    return "x".join(str(int(s)) for s in shape) or "scalar"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One nnabla function of the network, as estimators see it.
+
+    Attributes:
+        type: the nnabla function's type name (``"Convolution"``, ``"ReLU6"``, ...).
+        inputs: the shapes of its inputs, in the function's order (weights included).
+        outputs: the shapes of its outputs.
+        args: its arguments as sorted ``(name, value)`` pairs (lists become tuples).
+        weights: per input, True when it is a weight (a leaf variable that is neither the
+            network input nor an activation: parameters, running statistics, fixed weights).
+    """
+
+    type: str
+    inputs: tuple[tuple[int, ...], ...]
+    outputs: tuple[tuple[int, ...], ...]
+    args: tuple[tuple[str, Any], ...] = ()
+    weights: tuple[bool, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """A stable string: type, input shapes and arguments (the same in every process), e.g.
+        ``Convolution[1x8x14x14,16x8x1x1](base_axis=1,...,stride=(1,1))``."""
+        shapes = ",".join(_shape(s) for s in self.inputs)
+        args = ",".join(f"{k}={_format(v)}" for k, v in self.args)
+        return f"{self.type}[{shapes}]({args})"
+
+    @property
+    def arguments(self) -> dict[str, Any]:
+        """The arguments as a dict (tuples as lists, as nnabla's function constructors take)."""
+
+        def plain(v: Any) -> Any:
+            return [plain(x) for x in v] if isinstance(v, tuple) else v
+
+        return {k: plain(v) for k, v in self.args}
+
+    @classmethod
+    def from_function(cls, func: Any, activations: set) -> Layer:
+        """The layer of an nnabla function object (from ``nn.Variable.visit``).
+
+        Args:
+            func: the function.
+            activations: variables to count as activations even though they have no parent
+                (the network input, the tracer's placeholders).
+        """
+        weights = tuple(v.parent is None and v not in activations for v in func.inputs)
+        args = tuple(sorted((str(k), _canonical(v)) for k, v in func.info.args.items()))
+        return cls(
+            type=str(func.info.type_name),
+            inputs=tuple(tuple(int(s) for s in v.shape) for v in func.inputs),
+            outputs=tuple(tuple(int(s) for s in v.shape) for v in func.outputs),
+            args=args,
+            weights=weights,
+        )
+
+
+@dataclass(eq=False)
+class Choice:
+    """A choice of the traced network: its candidates' parts.
+
+    Attributes:
+        label: the choice's label (its module path, as ``Model.choices()``).
+        op: the MixedOp (its ``alpha`` gives the probabilities and the argmax).
+        names: the candidates' names.
+        candidates: one :class:`Segment` per candidate (the layers that candidate runs).
+    """
+
+    label: str
+    op: MixedOp
+    names: list[str]
+    candidates: list[Segment]
+
+    def index(self, architecture: Architecture | None) -> int:
+        """The candidate ``architecture`` picks for this choice (its argmax when absent)."""
+        if architecture is not None and self.label in architecture:
+            return int(architecture[self.label])
+        return int(np.argmax(np.asarray(self.op.alpha.d).reshape(-1)))
+
+
+@dataclass(eq=False)
+class Segment:
+    """A part of a traced network: its own layers plus the choices inside it.
+
+    The root segment is the fixed part of the whole network; every candidate of a choice is a
+    segment (a candidate with choices inside it has nested segments).
+    """
+
+    layers: list[Layer] = field(default_factory=list)
+    choices: list[Choice] = field(default_factory=list)
+
+    def active_layers(self, architecture: Architecture | None = None) -> Iterator[Layer]:
+        """The layers of one architecture: this segment's and those of the chosen candidates."""
+        yield from self.layers
+        for choice in self.choices:
+            yield from choice.candidates[choice.index(architecture)].active_layers(architecture)
+
+    def all_layers(self) -> Iterator[Layer]:
+        """Every layer of every candidate (what a lookup table must hold for the space)."""
+        yield from self.layers
+        for choice in self.choices:
+            for cand in choice.candidates:
+                yield from cand.all_layers()
+
+    def all_choices(self) -> Iterator[Choice]:
+        """Every choice, nested ones included."""
+        for choice in self.choices:
+            yield choice
+            for cand in choice.candidates:
+                yield from cand.all_choices()
+
+
+@contextlib.contextmanager
+def _rules(model: Module, rule: Any) -> Iterator[None]:
+    """Installs ``rule`` on every MixedOp and inference mode; restores both after."""
+    ops = [m for _, m in model.get_modules() if isinstance(m, MixedOp)]
+    previous = [(op, op.rule) for op in ops]
+    training = model.training
+    model.apply(training=False)
+    for op in ops:
+        op.rule = rule
+    try:
+        yield
+    finally:
+        for op, old in previous:
+            op.rule = old
+        model.apply(training=training)
+
+
+def _outputs(out: Any) -> list[nn.Variable]:
+    if isinstance(out, nn.Variable):
+        return [out]
+    if isinstance(out, (tuple, list)):
+        return [v for v in out if isinstance(v, nn.Variable)]
+    raise TypeError(f"estimators need nn.Variable outputs, got {type(out).__name__}")
+
+
+def _collect(roots: list[nn.Variable], activations: set) -> list[Layer]:
+    """The layers reachable from ``roots`` (each function once), in topological order."""
+    roots = [r for r in roots if r.parent is not None]
+    if not roots:
+        return []
+    sink = F.sink(*roots) if len(roots) > 1 else roots[0]
+    found: list[Any] = []
+    sink.visit(found.append)
+    return [Layer.from_function(f, activations) for f in found if f.info.type_name not in _IGNORED_TYPES]
+
+
+class _Tracer:
+    def __init__(self, label_of: dict[int, str]) -> None:
+        self.label_of = label_of
+        self.activations: set = set()
+        self.stack: list[tuple[list[nn.Variable], list[Choice]]] = []
+
+    def rule(self, op: MixedOp, *inputs: Any) -> nn.Variable:
+        roots, choices = self.stack[-1]
+        roots.extend(v for v in inputs if isinstance(v, nn.Variable))
+        candidates, shapes = [], []
+        for cand in op.ops:
+            fresh = [nn.Variable(v.shape) if isinstance(v, nn.Variable) else v for v in inputs]
+            self.activations.update(v for v in fresh if isinstance(v, nn.Variable))
+            self.stack.append(([], []))
+            outs = _outputs(cand(*fresh))
+            cand_roots, cand_choices = self.stack.pop()
+            candidates.append(Segment(_collect(outs + cand_roots, self.activations), cand_choices))
+            shapes.append(tuple(outs[0].shape))
+        if len(set(shapes)) > 1:
+            detail = ", ".join(f"{n}: {s}" for n, s in zip(op.names, shapes))
+            raise ValueError(f"choice {self.label_of.get(id(op))!r}: candidates give different "
+                             f"output shapes ({detail}); estimators cannot trace it")  # fmt: skip
+        label = self.label_of.get(id(op), f"choice{len(choices)}")
+        choices.append(Choice(label, op, list(op.names), candidates))
+        placeholder = nn.Variable(shapes[0])
+        self.activations.add(placeholder)
+        op.active_index = None
+        return placeholder
+
+
+def trace(model: Module, input_shape: Sequence[int], batch_size: int = 1) -> Segment:
+    """Traces ``model`` on inputs ``(batch_size, *input_shape)`` in inference mode.
+
+    Builds graphs only (no forward): cheap. The model's rules and training flag are restored.
+
+    Returns:
+        The root :class:`Segment` (fixed layers, and the choices with every candidate's layers).
+
+    Raises:
+        ValueError: the candidates of a choice give outputs of different shapes.
+    """
+    label_of = {id(m): path for path, m in model.get_modules() if isinstance(m, MixedOp)}
+    tracer = _Tracer(label_of)
+    x = nn.Variable((int(batch_size), *(int(s) for s in input_shape)))
+    tracer.activations.add(x)
+    tracer.stack.append(([], []))
+    with _rules(model, tracer.rule):
+        outs = _outputs(model(x))
+    roots, choices = tracer.stack.pop()
+    return Segment(_collect(outs + roots, tracer.activations), choices)
+
+
+def inference_graph(
+    model: Module,
+    input_shape: Sequence[int],
+    batch_size: int = 1,
+    architecture: Architecture | None = None,
+) -> tuple[nn.Variable, Any]:
+    """Builds one architecture of ``model`` as an inference graph (``training=False``).
+
+    Every choice runs only its candidate in ``architecture`` (argmax when absent). The model's
+    rules and training flag are restored after building.
+
+    Returns:
+        ``(x, outputs)``: the input variable ``(batch_size, *input_shape)`` and the model's
+        outputs (an ``nn.Variable``, or a tuple with an auxiliary head).
+    """
+    label_of = {id(m): path for path, m in model.get_modules() if isinstance(m, MixedOp)}
+
+    def rule(op: MixedOp, *inputs: Any) -> nn.Variable:
+        label = label_of[id(op)]
+        if architecture is not None and label in architecture:
+            op.active_index = int(architecture[label])
+        else:
+            op.active_index = int(np.argmax(np.asarray(op.alpha.d).reshape(-1)))
+        return op.ops[op.active_index](*inputs)
+
+    x = nn.Variable((int(batch_size), *(int(s) for s in input_shape)))
+    with _rules(model, rule):
+        out = model(x)
+    return x, out
+
+
+#: Alias kept for readability at call sites (``build_network(model, shape)``).
+build_network = inference_graph
+
+
+# ---------------------------------------------------------------------------------------------
+# The interface
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class NoOptions:
+    """An estimator without options of its own (``options`` must be empty)."""
+
+
+class Estimator(abc.ABC):
+    """Base of every estimator (see the module docstring).
+
+    Args:
+        input_shape: one example's shape ``(C, H, W)`` (the experiment's ``input_shape``).
+        batch_size: the batch the value is estimated for (1: single-image inference).
+    """
+
+    #: The unit of :meth:`predict` (``"ms"``, ``"MACs"``, ``"bytes"``, ``"params"``).
+    unit: ClassVar[str] = ""
+    #: The estimator's own options (the ``options`` object of its regularizer section).
+    Options: ClassVar[type] = NoOptions
+
+    def __init__(self, input_shape: Sequence[int], batch_size: int = 1) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.input_shape = tuple(int(s) for s in input_shape)
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_config(cls, cfg: Any, input_shape: Sequence[int]) -> Estimator:
+        """Builds the estimator of a regularizer section.
+
+        Args:
+            cfg: the :class:`~nnabla_nas.config.RegularizerConfig` (``cfg.options`` is an
+                instance of :attr:`Options`).
+            input_shape: the experiment's ``input_shape``.
+        """
+        kwargs = dataclasses.asdict(cfg.options) if dataclasses.is_dataclass(cfg.options) else {}
+        return cls(input_shape, batch_size=cfg.batch_size, **kwargs)
+
+    @property
+    def name(self) -> str:
+        """The estimator's class name (its registry name)."""
+        return type(self).__name__
+
+    @abc.abstractmethod
+    def predict(self, model: Module, architecture: Architecture | None = None) -> float:
+        """The value of one architecture of ``model`` (its argmax one by default)."""
+
+    @abc.abstractmethod
+    def expected(self, model: Module) -> nn.Variable:
+        """The expected value under ``softmax(alpha)`` of every choice: a scalar (shape ``()``)
+        ``nn.Variable`` whose backward reaches the architecture logits."""
+
+    def details(self, model: Module, architecture: Architecture | None = None) -> dict[str, float]:
+        """Named figures of one architecture, reported per epoch (``{"<what>_<unit>": v}``)."""
+        return {f"value_{self.unit}": float(self.predict(model, architecture))}
+
+
+class LayerwiseEstimator(Estimator):
+    """An estimator whose value is a sum over layers (latency, MACs, parameter counts).
+
+    Subclasses implement :meth:`layer_value`; traces are cached per model (weakly), so
+    estimating many architectures of the same model costs one trace.
+    """
+
+    def __init__(self, input_shape: Sequence[int], batch_size: int = 1) -> None:
+        super().__init__(input_shape, batch_size)
+        self._traces: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._sums: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    @abc.abstractmethod
+    def layer_value(self, layer: Layer) -> float:
+        """The value of one layer."""
+
+    def prepare(self, layers: Sequence[Layer]) -> None:
+        """Called once per trace with every layer of the space before values are asked for
+        (the latency estimator measures all unseen layers here, with one progress bar)."""
+
+    def trace(self, model: Module) -> Segment:
+        """The model's trace (cached)."""
+        seg = self._traces.get(model)
+        if seg is None:
+            seg = trace(model, self.input_shape, self.batch_size)
+            self.prepare(list(seg.all_layers()))
+            self._traces[model] = seg
+        return seg
+
+    def _fixed(self, seg: Segment) -> float:
+        value = self._sums.get(seg)
+        if value is None:
+            value = self._sums[seg] = float(sum(self.layer_value(l) for l in seg.layers))
+        return value
+
+    def _value(self, seg: Segment, architecture: Architecture | None) -> float:
+        total = self._fixed(seg)
+        for choice in seg.choices:
+            total += self._value(choice.candidates[choice.index(architecture)], architecture)
+        return total
+
+    def predict(self, model: Module, architecture: Architecture | None = None) -> float:
+        """The sum of the layer values of one architecture (argmax by default)."""
+        return self._value(self.trace(model), architecture)
+
+    def candidate_values(self, model: Module) -> dict[str, np.ndarray]:
+        """``{label: value of each candidate's part}`` for the top-level choices (nested
+        choices' parts at their argmax)."""
+        return {
+            c.label: np.array([self._value(s, None) for s in c.candidates])
+            for c in self.trace(model).choices
+        }
+
+    def _expected(self, seg: Segment) -> nn.Variable | float:
+        total: nn.Variable | float = self._fixed(seg)
+        for choice in seg.choices:
+            values = [self._expected(c) for c in choice.candidates]
+            n = len(values)
+            probs = F.softmax(F.reshape(choice.op.alpha, (n,)), axis=0)
+            if all(isinstance(v, float) for v in values):
+                const = nn.Variable.from_numpy_array(np.asarray(values, dtype=np.float32))
+                term = F.sum(probs * const)
+            else:
+                parts = [
+                    F.reshape(v, (1,)) if isinstance(v, nn.Variable)
+                    else nn.Variable.from_numpy_array(np.array([v], dtype=np.float32))
+                    for v in values
+                ]  # fmt: skip
+                term = F.sum(probs * F.concatenate(*parts, axis=0))
+            total = term + total if isinstance(total, nn.Variable) else F.add_scalar(term, total)
+        return total
+
+    def expected(self, model: Module) -> nn.Variable:
+        """``fixed + sum_choices sum_i softmax(alpha)_i * value(candidate_i)`` (nested choices
+        recurse), differentiable with respect to every ``alpha``."""
+        value = self._expected(self.trace(model))
+        if isinstance(value, float):
+            return nn.Variable.from_numpy_array(np.array(value, dtype=np.float32))
+        return value

@@ -1,0 +1,255 @@
+"""DARTS (Liu, Simonyan and Yang, "DARTS: Differentiable Architecture Search", ICLR 2019) as a
+searcher.
+
+The whole supernet runs in ``full`` mode: every choice (a :class:`~nnabla_nas.module.MixedOp`
+with logits ``alpha``) outputs ``sum_i softmax(alpha)_i op_i(x)`` (:func:`full_rule`, installed
+on every choice by the searcher whatever the space's ``mode``), so the loss is differentiable in
+the weights ``w`` and in ``alpha``.
+
+Weight step
+    ``grad_w L_train(w, alpha)`` on the weight batch, accumulated over its mini-batches, then the
+    phase's optimizer (``train`` or ``warmup``). The logits are frozen (``need_grad=False``)
+    during this step: they get no gradient and are not in that optimizer.
+
+Architecture step (after the weight step of the same iteration, on a batch of the architecture
+split; the ``valid`` optimizer)
+    - ``order: 1``: ``grad_alpha L_val(w, alpha)`` (weights frozen: no weight gradient).
+    - ``order: 2`` (unrolled): the virtual step ``w' = w - mu m - xi (grad_w L_train(w, alpha)
+      + wd w)`` on the weight batch of the current iteration (``Runner.current_train_batch``),
+      then ``grad_alpha L_val(w', alpha) - xi (grad_alpha L_train(w+, alpha) - grad_alpha
+      L_train(w-, alpha)) / (2 eps)`` with ``w+- = w +- eps grad_w' L_val(w', alpha)`` and
+      ``eps = epsilon / ||grad_w' L_val(w', alpha)||`` (global L2 norm over the weights).
+      ``xi`` is ``unrolled_lr`` or else the current learning rate of the ``train`` optimizer;
+      ``wd`` is its ``weight_decay`` (0 when unset); ``mu`` and ``m`` are the momentum
+      coefficient and buffer of a ``Momentum`` solver (nnabla's buffer holds the last
+      displacement, learning rate included, so with ``xi`` equal to the rate ``w'`` is exactly
+      the solver's next step; the reference implementation's ``w - xi (mu buf + g + wd w)`` with
+      PyTorch's rate-free buffer is the same step at a constant rate). Other solvers get the
+      plain SGD form ``mu m = 0`` (a warning says so). Gradient clipping is not applied to the
+      virtual step (as in the reference). All weights are copied back exactly afterwards.
+
+Batch normalisation: every forward of both steps runs in training mode (batch statistics), as
+in the paper. The architecture step restores every running statistic it touched (the virtual
+step and the extra forwards of order 2, and the validation forward of both orders): after an
+architecture step the network's weights and running statistics are bit-for-bit what the weight
+step left, so the running statistics follow the weight split only. (The reference
+implementation lets these forwards update them.)
+
+Not implemented: second-order virtual steps for the state of adaptive solvers (Adam, RMSprop,
+...), the paper's final discretisation rules (top-2 incoming edges per node, ``none`` excluded):
+the exported genotype is the argmax of every choice, as for every searcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import nnabla as nn
+import numpy as np
+
+from ...errors import ConfigError, NnasError
+from ...module import full_rule
+from ..runner import Batch
+from .base import Searcher
+
+__all__ = ["DartsConfig", "DartsSearcher"]
+
+logger = logging.getLogger(__name__)
+
+ORDERS = (1, 2)
+#: Graph cache key: one static full-mode graph per input shape serves every forward.
+GRAPH_KEY = "darts"
+
+#: Arrays by parameter path.
+Arrays = dict[str, np.ndarray]
+
+
+@dataclass
+class DartsConfig:
+    """The ``searcher`` section of the experiment file for ``DartsSearcher``.
+
+    Attributes:
+        order: 1 (first-order approximation) or 2 (unrolled second-order gradient).
+        unrolled_lr: ``xi``, the learning rate of the virtual step (order 2); None uses the
+            current learning rate of the ``train`` optimizer, as the paper.
+        epsilon: the finite-difference step is ``epsilon / ||grad_w' L_val||`` (order 2).
+    """
+
+    order: int = 1
+    unrolled_lr: float | None = None
+    epsilon: float = 0.01
+
+    def check(self) -> None:
+        """Raises ConfigError (naming the key) on an invalid value."""
+        if self.order not in ORDERS:
+            valid = ", ".join(map(str, ORDERS))
+            raise ConfigError(f"unknown order {self.order}; valid values: {valid}", key="order")
+        if self.unrolled_lr is not None and not (
+            math.isfinite(self.unrolled_lr) and self.unrolled_lr >= 0
+        ):
+            raise ConfigError(
+                f"must be >= 0 (or null: the train learning rate), got {self.unrolled_lr}",
+                key="unrolled_lr",
+            )
+        if not (math.isfinite(self.epsilon) and self.epsilon > 0):
+            raise ConfigError(f"must be > 0, got {self.epsilon}", key="epsilon")
+
+
+def _copy(params: OrderedDict[str, nn.Variable], grad: bool = False) -> OrderedDict:
+    return OrderedDict((k, np.array(p.g if grad else p.d, copy=True)) for k, p in params.items())
+
+
+def _assign(params: OrderedDict[str, nn.Variable], values: dict[str, np.ndarray]) -> None:
+    for k, p in params.items():
+        p.d = values[k]
+
+
+def _zero_grad(params: Iterable[nn.Variable]) -> None:
+    for p in params:
+        p.grad.zero()
+
+
+class DartsSearcher(Searcher):
+    """DARTS: full-mode weight steps and first- or second-order architecture gradients.
+
+    See the module docstring for the algorithm; the options are :class:`DartsConfig`.
+    """
+
+    Config = DartsConfig
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        net = self.model.get_net_parameters()
+        #: The trained weights ``w`` (the train optimizer's parameters).
+        self.weights = OrderedDict((k, p) for k, p in net.items() if p.need_grad)
+        #: Non-trainable state of the network (batch-norm running statistics).
+        self.stats = OrderedDict((k, p) for k, p in net.items() if not p.need_grad)
+        #: The trained architecture logits (the valid optimizer's parameters).
+        self.arch = self.model.get_arch_parameters(grad_only=True)
+        solver = self.optimizers["train"].name
+        if self.options.order == 2 and solver not in ("Sgd", "Momentum"):
+            logger.warning(
+                "optimizer.train uses %s: the second-order virtual step is the plain SGD step "
+                "w - xi (g + wd w) (the solver's own state is not included)",
+                solver,
+            )
+
+    # ------------------------------------------------------------------ helpers
+    @contextlib.contextmanager
+    def _frozen(self, params: OrderedDict[str, nn.Variable]) -> Iterator[None]:
+        # No gradient for these parameters inside the block (skips their part of the backward).
+        frozen = [p for p in params.values() if p.need_grad]
+        for p in frozen:
+            p.need_grad = False
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.need_grad = True
+
+    def _gradients(self, batch: Batch) -> dict[str, float]:
+        """Zeroes, then accumulates, the gradients of the mean loss of ``batch`` (full mode)."""
+        _zero_grad(self.weights.values())
+        _zero_grad(self.arch.values())
+        with self.use_rule(full_rule):
+            return self.accumulate(batch, cache=True, key=GRAPH_KEY)
+
+    def unrolled_lr(self) -> float:
+        """``xi``: the option ``unrolled_lr``, else the train optimizer's current rate."""
+        if self.options.unrolled_lr is not None:
+            return float(self.options.unrolled_lr)
+        return self.optimizers["train"].get_learning_rate()
+
+    # ------------------------------------------------------------------ weight step
+    def train_step(self, batch: Batch, phase: str) -> dict[str, float]:
+        """Trains every weight of the full-mode supernet; the logits get no gradient."""
+        opt = self.optimizers[phase]
+        with self._frozen(self.arch):
+            metrics = self._gradients(batch)
+        opt.update(self._phase_iteration(phase))
+        _zero_grad(self.arch.values())
+        return metrics
+
+    # ------------------------------------------------------------------ architecture step
+    def arch_step(self, batch: Batch) -> dict[str, float]:
+        """One ``valid`` optimizer update of the logits with the gradient of ``order``.
+
+        Returns:
+            The architecture batch's mean ``loss`` and ``error`` (at ``w'`` for order 2).
+        """
+        stats = _copy(self.stats)
+        try:
+            if self.options.order == 1:
+                metrics = self.first_order_gradient(batch)
+            else:
+                metrics = self.second_order_gradient(batch, self.current_train_batch)
+        finally:
+            _assign(self.stats, stats)
+        self.optimizers["valid"].update()
+        return metrics
+
+    def first_order_gradient(self, batch: Batch) -> dict[str, float]:
+        """Writes ``grad_alpha L_val(w, alpha)`` into the logits' ``.g``."""
+        with self._frozen(self.weights):
+            return self._gradients(batch)
+
+    def virtual_step(self, w: Arrays, grad: Arrays, xi: float) -> Arrays:
+        """``w' = w - mu m - xi (grad + wd w)`` (see the module docstring), float32."""
+        opt = self.optimizers["train"]
+        wd = float(opt.weight_decay or 0.0)
+        mu, states = 0.0, {}
+        if opt.name == "Momentum":
+            mu = float(opt.solver.info.get("momentum", 0.0))
+            states = opt.solver.get_states()
+        out = OrderedDict()
+        for k, value in w.items():
+            step = xi * (grad[k] + wd * value)
+            if k in states and "m" in states[k].pstate:
+                step = step + mu * states[k].pstate["m"].d
+            out[k] = (value - step).astype(np.float32)
+        return out
+
+    def second_order_gradient(self, batch: Batch, train_batch: Batch) -> dict[str, float]:
+        """Writes the unrolled gradient into the logits' ``.g``; the weights are restored.
+
+        Args:
+            batch: the architecture batch (``L_val``).
+            train_batch: the weight batch of the virtual step (``L_train``).
+        """
+        if not train_batch:
+            raise NnasError(
+                "second-order DARTS needs the weight batch of the current step "
+                "(Runner.current_train_batch is empty: run a weight step first)"
+            )
+        xi = self.unrolled_lr()
+        w = _copy(self.weights)
+        try:
+            with self._frozen(self.arch):
+                self._gradients(train_batch)
+            _assign(self.weights, self.virtual_step(w, _copy(self.weights, grad=True), xi))
+            metrics = self._gradients(batch)
+            grad_alpha = _copy(self.arch, grad=True)
+            dw = _copy(self.weights, grad=True)
+            norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in dw.values()))
+            if norm > 0 and xi > 0:
+                eps = self.options.epsilon / norm
+                sides = []
+                for sign in (1.0, -1.0):
+                    _assign(self.weights, {k: w[k] + sign * eps * dw[k] for k in w})
+                    with self._frozen(self.weights):
+                        self._gradients(train_batch)
+                    sides.append(_copy(self.arch, grad=True))
+                for k in grad_alpha:
+                    hessian = (sides[0][k] - sides[1][k]) / (2.0 * eps)
+                    grad_alpha[k] = grad_alpha[k] - xi * hessian
+        finally:
+            _assign(self.weights, w)
+            _zero_grad(self.weights.values())
+        for k, p in self.arch.items():
+            p.g = grad_alpha[k]
+        return metrics
