@@ -8,7 +8,7 @@ setup:
 	@bash scripts/setup.sh
 
 test: setup
-	$(PY) -m pytest -n 2 tests
+	NNABLA_CONFIG_FILE_PATH=tests/nnabla.conf $(PY) -m pytest -n 2 tests
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -6,6 +6,7 @@ Adding a space is one new module plus one line here.
 from __future__ import annotations
 
 from ..registry import Registry
+from .darts import DartsSpace, PnasSpace
 from .mobilenet import MobileNetSpace
 from .model import Model
 
@@ -14,3 +15,5 @@ __all__ = ["SPACES", "Model"]
 #: Search space registry: name -> space class (with a ``Config`` dataclass).
 SPACES = Registry("search space")
 SPACES.add("mobilenet", MobileNetSpace)
+SPACES.add("darts", DartsSpace)
+SPACES.add("pnas", PnasSpace)

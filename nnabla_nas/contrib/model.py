@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from pathlib import Path
 from typing import Any, ClassVar, Mapping, Sequence
 
 import nnabla as nn
@@ -221,6 +222,17 @@ class Model(Module):
             if var.shape != source[path].shape:
                 raise ValueError(f"{path}: shape {var.shape} != {source[path].shape}")
             var.d = source[path].d.copy()
+
+    # ------------------------------------------------------------------ exports
+
+    def export_files(self, folder: Path) -> list[Path]:
+        """Writes the space's own architecture files into ``folder`` (atomically); returns them.
+
+        Called by the searchers after every epoch, next to ``arch.h5`` and ``arch.png``. Nothing
+        by default; e.g. the ``darts`` space writes ``arch.json``, ``normal.png`` and
+        ``reduce.png``.
+        """
+        return []
 
     # ------------------------------------------------------------------ drawing
 

@@ -12,15 +12,36 @@ Every algorithm is a subclass of :class:`Runner` that implements a few hooks:
 
 Services for the hooks: :meth:`Runner.accumulate` runs forward and backward over the mini-batches
 of one batch (gradients averaged over the batch), :meth:`Runner.log_scalars`.
+
+Checkpoints and resuming (``docs/resume.rst``): after every epoch (and every
+``checkpoint_every`` iterations) the loop writes ``OUTPUT/checkpoint/`` (see
+:mod:`~nnabla_nas.runner.checkpoint`): the model's parameters and :meth:`Runner.state_dict`
+(every optimizer, the position in the data, ``self.rng``, history, best metrics). An algorithm
+with state of its own extends :meth:`Runner.state_dict` / :meth:`Runner.load_state_dict` through
+``super()``. :meth:`Runner.resume` loads the last checkpoint; the resumed run then computes
+exactly what the uninterrupted run would have, because every random draw comes from a state that
+is saved (``self.rng``, which every choice's ``rng`` is bound to; the loaders' orders, pure
+functions of ``(seed, epoch)``) or reseeded from ``(seed, iteration)`` before every step
+(nnabla's global generator: dropout masks, ``F.rand`` with ``seed=-1``).
+
+Faults: a NaN/Inf loss raises :class:`~nnabla_nas.errors.NonFiniteError` before anything is
+written; an OSError while writing becomes :class:`~nnabla_nas.errors.OutputError` (the files
+written before are intact: every write is atomic); SIGINT/SIGTERM finish the current step, write
+a checkpoint and raise :class:`~nnabla_nas.errors.Interrupted`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import logging
 import math
+import os
+import signal
+import threading
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -31,9 +52,10 @@ import numpy as np
 from ..config import ExperimentConfig
 from ..contrib.model import Model
 from ..data import DataLoader
-from ..errors import NnasError
+from ..errors import CheckpointError, ConfigError, Interrupted, NonFiniteError, OutputError
 from ..optimizer import Optimizer, initial_learning_rate, make_scheduler
 from ..utils.io import atomic_write_json
+from .checkpoint import CheckpointStore, rng_state, set_rng_state
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +95,8 @@ class Runner:
         data: the loaders.
         output: the output folder (created by the CLI).
         options: the algorithm's own options (its ``Config`` dataclass, from ``searcher``).
-        seed: seed of the algorithm's own random draws (sampling of paths, ...).
+        seed: seed of the algorithm's own random draws (sampling of paths, ...) and of nnabla's
+            global generator at every step.
     """
 
     #: The algorithm's own options (the ``searcher`` section of the experiment file).
@@ -95,13 +118,30 @@ class Runner:
         self.data = data
         self.output = Path(output)
         self.options = options if options is not None else self.Config()
+        self.seed = int(seed)
         self.rng = np.random.RandomState(seed)
+        # Every choice samples from the runner's RNG, which checkpoints save, never from a
+        # RandomState of its own (possibly unseeded: MixedOp(rng=None)).
+        for op in getattr(self.model, "choices", dict)().values():
+            op.rng = self.rng
         self.iteration = 0  # weight updates done so far (all phases)
-        self.epoch = 0
+        self.epoch = 0  # the epoch in progress (= epochs completed)
+        self.step = 0  # weight updates done in the epoch in progress
         self._graphs: dict[Any, tuple] = {}
         self._writer = None
+        self._writers_opened = 0
         self.history: list[dict[str, float]] = []
+        self.best: dict[str, float] | None = None  # the epoch with the lowest validation error
+        self.last: dict[str, float] = {}  # the last epoch's metrics
         self.current_train_batch: Batch = []
+        self.checkpoints = CheckpointStore(self.output / "checkpoint")
+        self._epoch_sums: dict[str, float] = {}  # sums of the step metrics of the epoch so far
+        self._arch_position = (0, 0)  # (epoch of the architecture loader, batches used in it)
+        self._arch_iter: Iterator | None = None
+        self._elapsed = 0.0  # wall time of previous sessions (resumed runs)
+        self._session_start = time.time()
+        self._stop_signal: int | None = None
+        self._saved: tuple[tuple[int, int, int], Path] | None = None  # last checkpoint written
         self.optimizers = self.make_optimizers()
 
     # ------------------------------------------------------------------ optimizers
@@ -207,10 +247,7 @@ class Runner:
             err_sum += float(error.d) * len(x)
         loss_v = loss_sum / total
         if not math.isfinite(loss_v):
-            raise NnasError(
-                f"the loss became {loss_v} at iteration {self.iteration} (epoch {self.epoch + 1}); "
-                "lower the learning rate or set a grad_clip"
-            )
+            raise self._non_finite(f"the {key} loss became {loss_v}")
         return {"loss": loss_v, "error": err_sum / total}
 
     def log_scalars(self, tag: str, values: dict[str, float], step: int) -> None:
@@ -220,11 +257,24 @@ class Runner:
 
     @property
     def writer(self) -> Any:
+        """The TensorBoard writer (opened on first use; closed at every checkpoint, see
+        :meth:`save_checkpoint`, so that every event before a checkpoint is on disk)."""
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
-            self._writer = SummaryWriter(str(self.output / "tensorboard"), flush_secs=10)
+            # A unique file per writer: two writers opened in the same second must not share one.
+            suffix = f".{os.getpid()}.{self._writers_opened}"
+            self._writers_opened += 1
+            self._writer = SummaryWriter(
+                str(self.output / "tensorboard"), flush_secs=10, filename_suffix=suffix
+            )
         return self._writer
+
+    def _close_writer(self) -> None:
+        # Closing drains tensorboardX's queue (flush() does not): the events are all on disk.
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     # ------------------------------------------------------------------ hooks
     def train_step(self, batch: Batch, phase: str) -> dict[str, float]:
@@ -275,7 +325,10 @@ class Runner:
                         count += len(xm)
         finally:
             self.model.apply(training=training)
-        return {"loss": loss_sum / max(count, 1), "error": err_sum / max(count, 1)}
+        loss_v = loss_sum / max(count, 1)
+        if not math.isfinite(loss_v):
+            raise self._non_finite(f"the {key} loss (evaluation) became {loss_v}")
+        return {"loss": loss_v, "error": err_sum / max(count, 1)}
 
     # ------------------------------------------------------------------ the loop
     def _phase_iteration(self, phase: str) -> int:

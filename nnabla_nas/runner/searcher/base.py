@@ -6,7 +6,9 @@ architecture step (:meth:`~nnabla_nas.runner.runner.Runner.arch_step`). :class:`
 
 - :meth:`Searcher.eval_mode`: the model is evaluated as its current argmax architecture (the
   ``max`` rule on every choice for the duration, the previous rules restored after);
-- :meth:`Searcher.on_epoch_end`: ``arch.h5`` (the genotype, written atomically every epoch),
+- :meth:`Searcher.on_epoch_end`: ``arch.h5`` (the genotype, written atomically every epoch), the
+  space's own files (:meth:`~nnabla_nas.contrib.model.Model.export_files`, e.g. DARTS'
+  ``arch.json``),
   ``arch.png`` (the argmax architecture drawn with graphviz; skipped with a warning when the
   ``dot`` binary is missing), TensorBoard (the drawing, every candidate's probability as
   ``arch/<label>/<candidate>``, every choice's entropy as ``arch_entropy/<label>`` and their mean
@@ -112,6 +114,7 @@ class Searcher(Runner):
         step = epoch + 1
         extra = {"epoch": step, "algorithm": type(self).__name__, "metrics": dict(metrics)}
         save_genotype(self.output / "arch.h5", self.model, extra=extra)
+        self.model.export_files(self.output)  # the space's own files (e.g. DARTS' arch.json)
         self._export_drawing(step)
         self._log_probabilities(step)
         logger.info("architecture after epoch %d:\n%s", step, self.arch_table())
