@@ -51,7 +51,7 @@ def plain_child(x: nn.Variable, model, arch: dict[str, int]) -> nn.Variable:
 
     h = conv_bn(x, model._stem_channels, 3, 2, name="stem")
     h = inverted_residual(h, model._first_channels, 1, 1, 3, "first")
-    for i, (in_c, out_c, stride, names) in enumerate(model._specs):
+    for i, (_, out_c, stride, names) in enumerate(model._specs):
         name = names[arch[f"blocks/{i}"]] if len(names) > 1 else names[0]
         if name == SKIP:
             continue
@@ -118,8 +118,10 @@ def main() -> None:
     print(f"  engine floor (plain nnabla child, static graph): {med['floor'] * 1e3:8.1f} ms")
     print(f"  ProxylessNAS weight step (one sampled path):     {med['weight'] * 1e3:8.1f} ms"
           f"  ratio {med['weight'] / med['floor']:.2f}")  # fmt: skip
-    print(f"  ProxylessNAS architecture step (two paths):      {med['arch'] * 1e3:8.1f} ms"
-          f"  ratio {med['arch'] / med['floor']:.2f} (batch {batch_v} vs {cfg.batch_size_train})")
+    print(
+        f"  ProxylessNAS architecture step (two paths):      {med['arch'] * 1e3:8.1f} ms"
+        f"  ratio {med['arch'] / med['floor']:.2f} (batch {batch_v} vs {cfg.batch_size_train})"
+    )
 
 
 if __name__ == "__main__":
