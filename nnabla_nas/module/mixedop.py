@@ -47,11 +47,13 @@ def full_rule(op: MixedOp, *inputs: Any) -> nn.Variable:
         detail = ", ".join(f"{n}: {tuple(o.shape)}" for n, o in zip(op.names, outs))
         raise ValueError(f"MixedOp candidates give different output shapes ({detail})")
     op.active_index = None
-    weights = F.softmax(op.alpha, axis=0)
-    ndim = outs[0].ndim
-    if weights.ndim != ndim + 1:
-        weights = F.reshape(weights, (len(outs),) + (1,) * ndim)
-    return F.sum(F.mul2(F.stack(*outs, axis=0), weights), axis=0)
+    n = len(outs)
+    shape = tuple(outs[0].shape)
+    weights = F.reshape(F.softmax(op.alpha, axis=0), (1, n))
+    # One (1, n) x (n, size) matrix product: much cheaper in nnabla than a broadcast multiply
+    # of the stacked outputs followed by a sum (forward and backward).
+    stacked = F.reshape(F.stack(*outs, axis=0), (n, int(np.prod(shape))))
+    return F.reshape(F.affine(weights, stacked), shape)
 
 
 def sample_rule(op: MixedOp, *inputs: Any) -> nn.Variable:

@@ -34,18 +34,20 @@ class DropPath(Module):
 
     Args:
         prob: an ``nn.Variable`` of shape ``(1, 1, 1, 1)`` holding ``p`` in ``[0, 1)``.
-        rng: draws the seed of every mask generator (reproducible masks).
+
+    The masks come from nnabla's global generator (``F.rand`` without a seed), which the runner
+    reseeds from ``(seed, iteration)`` before every step: masks are reproducible and a resumed
+    run draws the same ones. (A per-function seed would keep its generator inside the graph,
+    where no checkpoint can save it.)
     """
 
-    def __init__(self, prob: nn.Variable, rng: np.random.RandomState) -> None:
+    def __init__(self, prob: nn.Variable) -> None:
         self.prob = prob  # a plain nn.Variable: not a parameter
-        self._rng = rng
 
     def call(self, x: nn.Variable) -> nn.Variable:
         if not self.training:
             return x
-        seed = int(self._rng.randint(0, 2**31 - 1))
-        u = F.rand(0.0, 1.0, shape=(x.shape[0],) + (1,) * (x.ndim - 1), seed=seed)
+        u = F.rand(0.0, 1.0, shape=(x.shape[0],) + (1,) * (x.ndim - 1))
         keep = F.greater_equal(u, self.prob)  # 1 with probability 1 - p
         return x * keep / (1.0 - self.prob)
 
@@ -112,7 +114,8 @@ class FixedCell(Module):
                     h = drop(h)
                 out = h if out is None else out + h
             states.append(out if out is not None else self.zero(states[1]))
-        return F.concatenate(*[states[j] for j in self._concat], axis=1)
+        outs = [states[j] for j in self._concat]
+        return F.concatenate(*outs, axis=1) if len(outs) > 1 else outs[0]
 
 
 class AuxiliaryHead(Module):

@@ -15,9 +15,10 @@ path (``cells/<k>/edge_<i>_<j>``); :meth:`DartsSpace.genotype` is keyed by archi
 parameter (``normal/edge_2_0`` when shared).
 
 Fixed network (a genotype given): :class:`~.network.FixedCell` s, with ``drop_path``. ``darts``
-builds the discrete cells of the DARTS paper: from an ``arch.json`` (:class:`~.genotype.CellGenotype`)
-or derived from the logits of an ``arch.h5`` (two strongest edges per node; per cell when the
-search was not shared). ``pnas`` keeps every edge's argmax candidate (``none`` edges dropped).
+builds the discrete cells of the DARTS paper: from an ``arch.json``
+(:class:`~.genotype.CellGenotype`) or derived from the logits of an ``arch.h5`` (two strongest
+edges per node; per cell when the search was not shared). ``pnas`` keeps every edge's argmax
+candidate (``none`` edges dropped).
 """
 
 from __future__ import annotations
@@ -49,9 +50,9 @@ from .genotype import (
     CellGenotype,
     CellSpec,
     derive_genotype,
-    derive_nodes,
     edge_label,
     edge_weights,
+    specs_from_logits,
 )
 from .network import AuxiliaryHead, DropPath, FixedCell
 from .ops import PRIMITIVES
@@ -74,7 +75,9 @@ class DartsConfig:
         num_cells: cells (reduction cells at 1/3 and 2/3 of the depth).
         num_classes: classifier outputs.
         num_choices: intermediate nodes per cell of the supernet.
-        multiplier: the supernet cell's output concatenates its last ``multiplier`` nodes.
+        multiplier: the supernet cell's output concatenates its last ``multiplier`` nodes. A
+            fixed network takes its cells (nodes, concatenated nodes) from the genotype: the
+            ``arch.json``, or the logits and the searched ``multiplier`` of the ``arch.h5``.
         stem_multiplier: the stem has ``stem_multiplier * init_channels`` channels.
         shared: one architecture per cell type (normal, reduce) instead of one per cell.
         mode: the supernet MixedOps' mode: ``full``, ``sample`` or ``max``.
@@ -191,7 +194,7 @@ class DartsSpace(Model):
         if plan is not None and cfg.drop_path > 0:
             prob = nn.Variable((1, 1, 1, 1))
             prob.d = cfg.drop_path
-            drop = DropPath(prob, np.random.RandomState(rng.randint(0, 2**31 - 1)))
+            drop = DropPath(prob)
         elif cfg.drop_path > 0:
             logger.warning("drop_path applies to the fixed network only: the supernet ignores it")
         c_stem = cfg.stem_multiplier * cfg.init_channels
@@ -250,7 +253,9 @@ class DartsSpace(Model):
     def drop_path_prob(self, value: float) -> None:
         drop = self.cells[0].modules.get("drop_path") if self.is_fixed else None
         if drop is None:
-            raise NnasError("this network has no drop-path (build the fixed network with drop_path)")
+            raise NnasError(
+                "this network has no drop-path (build the fixed network with drop_path)"
+            )
         if not 0.0 <= value < 1.0:
             raise ValueError(f"drop_path_prob must be in [0, 1), got {value}")
         drop.prob.d = value
@@ -263,6 +268,11 @@ class DartsSpace(Model):
             (path.removesuffix("/alpha"), PRIMITIVES[int(np.argmax(p.d.reshape(-1)))])
             for path, p in self.get_arch_parameters().items()
         )
+
+    def to_genotype(self, extra: Mapping[str, Any] | None = None) -> Genotype:
+        """The base genotype, recording the cells' ``multiplier`` in ``extra``: the fixed network
+        built from an ``arch.h5`` concatenates the same nodes as the search."""
+        return super().to_genotype({"multiplier": self.cfg.multiplier, **dict(extra or {})})
 
     def summary(self) -> str:
         """A table per architecture parameter: label, argmax candidate, its probability."""
@@ -285,7 +295,8 @@ class DartsSpace(Model):
         if self.is_fixed:
             return [cell.spec for cell in self.cells]
         logits = OrderedDict((k, p.d) for k, p in self.get_arch_parameters().items())
-        return self._specs_from_logits(logits, "the supernet")
+        return specs_from_logits(logits, self.cfg.num_cells, self._reductions,
+                                 self.cfg.multiplier, self.per_edge, "the supernet")  # fmt: skip
 
     def cell_genotype(self) -> CellGenotype:
         """The DARTS genotype of the current logits (two strongest edges per node, ``none``
@@ -326,8 +337,13 @@ class DartsSpace(Model):
                     key="genotype",
                 )
             if genotype.cell is None:
-                return self._specs_from_logits(genotype.logits, where)
-            genotype = CellGenotype.from_dict(genotype.cell, where)
+                multiplier = genotype.extra.get("multiplier", self.cfg.multiplier)
+                return specs_from_logits(genotype.logits, self.cfg.num_cells, self._reductions,
+                                         int(multiplier), self.per_edge, where)  # fmt: skip
+            try:
+                genotype = CellGenotype.from_dict(genotype.cell, where)
+            except GenotypeError as err:
+                raise GenotypeError(err.message, key="genotype") from None
         if not isinstance(genotype, CellGenotype):
             raise GenotypeError(
                 f"expected a DARTS cell genotype (arch.json) or an arch.h5, got "
@@ -345,44 +361,6 @@ class DartsSpace(Model):
                 )
             plan.append(spec)
         return plan
-
-    def _specs_from_logits(self, logits: Mapping[str, np.ndarray], where: str) -> list[CellSpec]:
-        shared = any(k.startswith(("normal/", "reduce/")) for k in logits)
-        specs = []
-        for i in range(self.cfg.num_cells):
-            kind = "reduce" if i in self._reductions else "normal"
-            weights = edge_weights(logits, f"{kind}/" if shared else f"cells/{i}/")
-            if not weights:
-                raise GenotypeError(
-                    f"{where} has no architecture logits for cell {i} ({kind}): was it searched "
-                    f"in this space with num_cells {self.cfg.num_cells}?",
-                    key="genotype",
-                )
-            num_nodes = max(node for node, _ in weights) - 1
-            if self.cfg.multiplier > num_nodes:
-                raise GenotypeError(
-                    f"{where}: cell {i} has {num_nodes} nodes, fewer than multiplier "
-                    f"{self.cfg.multiplier}",
-                    key="genotype",
-                )
-            try:
-                if self.per_edge:
-                    nodes = _argmax_edges(weights, num_nodes)
-                else:
-                    nodes = derive_nodes(weights, num_nodes)
-            except GenotypeError as err:
-                raise GenotypeError(f"{where}, cell {i}: {err.message}", key="genotype") from None
-            concat = list(range(2 + num_nodes - self.cfg.multiplier, 2 + num_nodes))
-            specs.append(CellSpec(nodes, concat))
-        if not shared:
-            searched = {k.split("/")[1] for k in logits if k.startswith("cells/")}
-            if len(searched) != self.cfg.num_cells:
-                raise GenotypeError(
-                    f"{where} has logits for {len(searched)} cells, the network has "
-                    f"num_cells {self.cfg.num_cells}",
-                    key="genotype",
-                )
-        return specs
 
     # ------------------------------------------------------------------ drawing
     def arch_graph(self, input_shape: Sequence[int]) -> ArchGraph:
@@ -405,17 +383,6 @@ class DartsSpace(Model):
         prev = graph.add(head, prev.name)
         graph.add(ArchNode("output", "output", "output"), prev.name)
         return graph
-
-
-def _argmax_edges(weights: Mapping[tuple[int, int], np.ndarray], num_nodes: int) -> list:
-    nodes = []
-    for node in range(2, 2 + num_nodes):
-        missing = [edge_label(node, j) for j in range(node) if (node, j) not in weights]
-        if missing:
-            raise GenotypeError(f"the architecture has no logits for the edges {missing}")
-        ops = [(PRIMITIVES[int(np.argmax(weights[(node, j)]))], j) for j in range(node)]
-        nodes.append([(op, j) for op, j in ops if op != "none"])
-    return nodes
 
 
 class PnasSpace(DartsSpace):
