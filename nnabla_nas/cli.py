@@ -4,7 +4,8 @@ This is the only code that reads the raw experiment file and the files it names.
 everything strictly, assembles the components (context, data, model, algorithm) and runs.
 
 Exit codes: 0 on success, 2 on bad input (one line naming the key or file and what is valid),
-1 on a failure while running, 130 when interrupted.
+1 on a failure while running, 130 when interrupted by SIGINT (143 by SIGTERM) after writing a
+checkpoint (``--resume`` continues the run; see ``docs/resume.rst``).
 """
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from .config import ExperimentConfig, parse_dataclass
-from .errors import ConfigError, GenotypeError, NnasError
+from .errors import ConfigError, GenotypeError, Interrupted, NnasError, OutputError
 from .utils.io import atomic_write_json
 
 logger = logging.getLogger("nnabla_nas")
@@ -68,7 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="search mode: split the training data into weight and architecture parts",
     )
     p.add_argument(
-        "-f", "--file", required=True, metavar="CONFIG.json", help="the experiment file (JSON)"
+        "-f",
+        "--file",
+        default=None,
+        metavar="CONFIG.json",
+        help="the experiment file (JSON); with --resume, default OUTPUT_DIR/config.json",
     )
     p.add_argument(
         "-a", "--algorithm", default=None, help="algorithm (default: the file's 'algorithm')"
@@ -88,7 +95,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--overwrite",
         action="store_true",
-        help="allow writing into an output folder that holds a previous run",
+        help="start afresh in an output folder that holds a previous run (its checkpoint/, "
+        "tensorboard/ and log.txt are removed)",
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in OUTPUT_DIR from its last checkpoint (same configuration; "
+        "--set may change only epoch, print_frequency, checkpoint_every, data_dir, device_id)",
     )
     return p  # fmt: skip
 
@@ -153,15 +167,19 @@ def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     return data, algorithm
 
 
-def set_context(cfg: ExperimentConfig) -> None:
-    """Selects nnabla's extension context (the CUDA extension is imported only when asked)."""
+def set_context(cfg: ExperimentConfig, device_id: int | None = None) -> None:
+    """Selects nnabla's extension context (the CUDA extension is imported only when asked).
+
+    ``device_id`` (the local rank of a data-parallel process) wins over ``cfg.device_id``.
+    """
     import nnabla as nn
     from nnabla.ext_utils import get_extension_context
 
     ext = cfg.context or "cpu"
+    device = device_id if device_id is not None else (cfg.device_id or 0)
     try:
         ctx = get_extension_context(
-            ext, device_id=str(cfg.device_id or 0), type_config=cfg.type_config or "float"
+            ext, device_id=str(device), type_config=cfg.type_config or "float"
         )
     except ImportError as err:
         raise ConfigError(
@@ -172,35 +190,91 @@ def set_context(cfg: ExperimentConfig) -> None:
     nn.set_default_context(ctx)
 
 
-def prepare_output(output: Path, overwrite: bool) -> None:
-    """Creates the output folder; refuses one holding a previous run unless ``overwrite``."""
+#: What a run leaves in its output folder: a fresh run refuses a folder holding any of them.
+RUN_FILES = ("config.json", "log.txt", "checkpoint", "tensorboard", "results.json", "weights.h5",
+             "arch.h5")  # fmt: skip
+
+
+def prepare_output(output: Path, overwrite: bool, resume: bool = False) -> None:
+    """Creates the output folder and checks that it is writable.
+
+    A fresh run refuses a folder holding a previous run (any of :data:`RUN_FILES`) unless
+    ``overwrite``, which removes the previous run's ``checkpoint/``, ``tensorboard/`` and
+    ``log.txt`` (its other files are replaced as the new run writes them). ``resume`` keeps
+    everything.
+    """
     if output.exists() and not output.is_dir():
         raise ConfigError(f"{output} exists and is not a folder", key="-o")
-    if (output / "config.json").exists() and not overwrite:
+    previous = [name for name in RUN_FILES if (output / name).exists()]
+    if previous and not (overwrite or resume):
         raise ConfigError(
-            f"{output} holds a previous run; choose another -o or pass --overwrite", key="-o"
+            f"{output} holds a previous run ({', '.join(previous)}); continue it with --resume, "
+            "choose another -o, or pass --overwrite to start afresh",
+            key="-o",
         )
     try:
+        if previous and overwrite:
+            for name in ("checkpoint", "tensorboard", "log.txt"):
+                path = output / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
         output.mkdir(parents=True, exist_ok=True)
         probe = output / ".write-test"
         probe.write_text("")
         probe.unlink()
+        (output / "checkpoint").mkdir(exist_ok=True)
     except OSError as err:
         raise ConfigError(f"cannot write to output folder {output}: {err}", key="-o") from None
 
 
-def setup_logging(output: Path | None) -> None:
-    """Console logging, plus ``OUTPUT/log.txt``."""
-    logger.setLevel(logging.INFO)
+def resume_command(output: str | Path) -> str:
+    """The command that resumes the run in ``output`` (shown when a run stops early)."""
+    prog = sys.argv[0] if sys.argv and sys.argv[0].endswith("main.py") else None
+    start = f"python {shlex.quote(prog)}" if prog else "nnabla-nas"
+    return f"{start} --resume -o {shlex.quote(str(output))}"
+
+
+def _resume_source(args: argparse.Namespace) -> Path | None:
+    """With ``--resume``: the run's saved configuration (also the default ``-f``)."""
+    if not args.resume:
+        if args.file is None:
+            raise ConfigError("the experiment file is required (except with --resume)", key="-f")
+        return None
+    if args.overwrite:
+        raise ConfigError("--resume continues the run in -o, --overwrite starts afresh: give "
+                          "one of them", key="--resume")  # fmt: skip
+    saved = Path(args.output) / "config.json"
+    if not saved.is_file():
+        raise ConfigError(
+            f"nothing to resume in {args.output}: no config.json (a run writes it when it "
+            "starts); run without --resume",
+            key="--resume",
+        )
+    if args.file is None:
+        args.file = str(saved)
+    return saved
+
+
+def setup_logging(output: Path | None, rank: int = 0) -> None:
+    """Console logging, plus ``OUTPUT/log.txt``.
+
+    A data-parallel process other than rank 0 (``rank > 0``) logs only its errors, to the
+    console, prefixed with its rank: rank 0 reports the run.
+    """
+    logger.setLevel(logging.INFO if rank == 0 else logging.ERROR)
     logger.propagate = False
     for h in list(logger.handlers):
         logger.removeHandler(h)
         h.close()
-    fmt = logging.Formatter("%(asctime)s [%(levelname)s] %(message)s", "%Y-%m-%d %H:%M:%S")
+    prefix = f"[rank {rank}] " if rank else ""
+    fmt = logging.Formatter(f"%(asctime)s {prefix}[%(levelname)s] %(message)s",
+                            "%Y-%m-%d %H:%M:%S")  # fmt: skip
     console = logging.StreamHandler(sys.stdout)
     console.setFormatter(fmt)
     logger.addHandler(console)
-    if output is not None:
+    if output is not None and rank == 0:
         fh = logging.FileHandler(output / "log.txt", mode="a")
         fh.setFormatter(fmt)
         logger.addHandler(fh)
@@ -210,20 +284,37 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses ``argv``, runs the experiment and returns its results (raises on errors)."""
     import numpy as np
 
-    from .assemble import build_data, build_model, load_data, load_network_genotype
+    from .assemble import (
+        build_data,
+        build_model,
+        build_regularizers,
+        load_data,
+        load_network_genotype,
+    )
+    from .distributed import make_communicator
     from .runner import ALGORITHMS
 
     setup_logging(None)
     args = build_parser().parse_args(argv)
+    saved = _resume_source(args)
     raw, algorithm = resolve(args)
     algo_name = ALGORITHMS.canonical(algorithm, key="-a")
     algo = ALGORITHMS.get(algo_name)
     raw["algorithm"] = algo_name
     cfg = ExperimentConfig.from_dict(raw)
+    # Several processes under mpirun: each takes its shard of every batch (docs/distributed.rst).
+    comm = make_communicator(cfg.context or "cpu", cfg.type_config or "float")
+    setup_logging(None, rank=comm.rank)
     if cfg.search and not algo.search:
         raise ConfigError(f"{algo_name} trains a fixed network; drop --search or pick a searcher",
                           key="--search")  # fmt: skip
     options = parse_dataclass(algo.Config, cfg.searcher, "searcher")
+    resolved = cfg.to_dict()
+    resolved["searcher"] = dataclasses.asdict(options)
+    if saved is not None:
+        from .resume import check_resume_config
+
+        changed = check_resume_config(read_experiment(str(saved)), resolved, str(saved))
     genotype = load_network_genotype(cfg)
     if algo.search and genotype is not None:
         raise GenotypeError(
@@ -232,7 +323,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     # Everything named by the file is checked before the output folder is touched.
     splits = load_data(cfg)
-    set_context(cfg)
+    set_context(cfg, device_id=comm.local_rank if comm.size > 1 else None)
     import nnabla as nn
 
     nn.random.seed(cfg.seed)
@@ -251,18 +342,52 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "block); add candidates or use -a Trainer",
             key="network.candidates",
         )
-    data = build_data(cfg, splits, search=algo.search)
+    regularizers = build_regularizers(cfg)
+    data = build_data(cfg, splits, search=algo.search, num_shards=comm.size, shard=comm.rank)
     output = Path(args.output)
-    prepare_output(output, args.overwrite)
-    setup_logging(output)
-    resolved = cfg.to_dict()
-    resolved["searcher"] = dataclasses.asdict(options)
-    atomic_write_json(output / "config.json", resolved)
+    failure = None
+    if comm.is_main:  # rank 0 alone touches the output folder
+        try:
+            prepare_output(output, args.overwrite, resume=saved is not None)
+        except ConfigError as err:
+            failure = err
+    if comm.size > 1:  # the other ranks learn rank 0's verdict
+        verdict = comm.broadcast(None if failure is None else (failure.message, failure.key))
+        if verdict is not None and failure is None:
+            failure = ConfigError(*verdict)
+    if failure is not None:
+        raise failure
+    setup_logging(output, rank=comm.rank)
+    if saved is not None:
+        logger.info("resuming the run in %s%s", output,
+                    f" with changed {', '.join(changed)}" if changed else "")  # fmt: skip
+    if comm.is_main and saved is None:
+        atomic_write_json(output / "config.json", resolved)
     logger.info("experiment %s -> %s (%s on %s)", args.file, output, algo_name, cfg.dataset)
-    runner = algo(model, cfg, data, output, options=options, seed=cfg.seed + 1)
+    if comm.size > 1:
+        logger.info("%d data-parallel processes (%s)", comm.size, type(comm).__name__)
+    runner = algo(model, cfg, data, output, options=options, seed=cfg.seed + 1,
+                  regularizers=regularizers, comm=comm)  # fmt: skip
+    if saved is not None:
+        runner.resume()
+        if comm.is_main:  # after resume()'s checks: records the changed safe keys (epoch...)
+            atomic_write_json(output / "config.json", resolved)
     results = runner.run()
     logger.info("done: outputs in %s", output)
     return results
+
+
+def _failed(code: int, message: str | None, collective: bool) -> int:
+    """Reports a failure and returns its exit code. Under mpirun rank 0 reports (another rank
+    only a failure of its own), and :func:`~nnabla_nas.distributed.end_failed_run` makes sure
+    that no process is left waiting for one that failed."""
+    from .distributed import end_failed_run, launched_rank
+
+    rank = launched_rank()
+    text = f"[rank {rank}] {message}" if rank and message else message
+    if text and (rank == 0 or not collective):
+        print(text, file=sys.stderr, flush=True)
+    return end_failed_run(code, collective, text if rank and collective else None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -270,20 +395,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         run(argv)
     except ConfigError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _failed(err.exit_code, f"error: {err}", collective=True)
+    except (Interrupted, OutputError) as err:
+        hint = f"resume with: {resume_command(err.output)}" if err.output else ""
+        log = logger.warning if isinstance(err, Interrupted) else logger.error
+        log("%s; %s", err, hint)
+        stopped = isinstance(err, Interrupted)
+        return _failed(err.exit_code, f"{'stopped' if stopped else 'error'}: {err}\n{hint}",
+                       collective=stopped)  # fmt: skip
     except NnasError as err:
         logger.error("%s", err)
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
+        return _failed(err.exit_code, f"error: {err}", collective=False)
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        return _failed(130, "interrupted", collective=True)
     except SystemExit as err:  # argparse --help
         return int(err.code or 0)
     except Exception:
         logger.exception("the run failed")
-        return 1
+        return _failed(1, None, collective=False)
     return 0
 
 

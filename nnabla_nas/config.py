@@ -189,19 +189,78 @@ class OptimizerConfig:
         check_optimizer_section(self.solver, self.lr_scheduler, self.weight_decay)
 
 
+#: Gradient-mode hardware losses (seed 001) and the keys of their ``grad_reg_loss_params``.
+REGULARIZER_LOSSES = {"add#linear": ("lambda",), "mul#log": ("alpha", "beta")}
+
+
 @dataclass
 class RegularizerConfig:
-    """A hardware constraint, e.g. ``{"name": "LatencyEstimator", "weight": 0.1, "bound": 2.0}``."""
+    """A hardware constraint, e.g. ``{"name": "LatencyEstimator", "weight": 0.1, "bound": 2.0}``.
+
+    Values are in the estimator's unit (ms, MACs, bytes). See ``docs/estimators.rst``.
+
+    Attributes:
+        name: the estimator (``LatencyEstimator``, ``MemoryEstimator``, ``FlopsEstimator``, ...).
+        bound: the budget: REINFORCE's reward factor is ``min(1, bound / value) ** weight``; also
+            the default ``ref_latency``.
+        weight: REINFORCE's exponent, and the default ``lambda`` of ``add#linear``; 0 with the
+            default loss: the value is only reported.
+        grad_reg_loss_type: gradient-mode loss: ``add#linear`` (``CE + lambda * (E - ref) /
+            ref``) or ``mul#log`` (``alpha * CE * (ln E / ln ref) ** beta``).
+        grad_reg_loss_params: ``{"lambda": ...}`` (add#linear, default ``weight``) or
+            ``{"alpha": ..., "beta": ...}`` (mul#log, defaults 0.2 and 0.3 as ProxylessNAS).
+        ref_latency: the reference value ``ref`` of the gradient loss (default ``bound``).
+        lookup_table: the latency lookup table file (LatencyEstimator; default: in memory, with
+            the tables shipped for this machine).
+        batch_size: the batch the value is estimated for.
+        options: the estimator's own keys (e.g. LatencyEstimator ``warmup``, ``repeat``).
+    """
 
     name: str
+    bound: float
     weight: float = 0.0
-    bound: float = 0.0
-    options: dict[str, Any] = field(default_factory=dict)
+    grad_reg_loss_type: str = "add#linear"
+    grad_reg_loss_params: dict[str, float] = field(default_factory=dict)
+    ref_latency: float | None = None
+    lookup_table: str | None = None
+    batch_size: int = 1
+    options: Any = field(default_factory=dict)
 
     def check(self) -> None:
         from .estimator import ESTIMATORS
 
-        ESTIMATORS.canonical(self.name, key="name")
+        self.name = ESTIMATORS.canonical(self.name, key="name")
+        cls = ESTIMATORS.get(self.name)
+        if not self.bound > 0:
+            raise ConfigError(f"must be > 0 (the budget, in {cls.unit}), got {self.bound}", "bound")
+        if self.weight < 0:
+            raise ConfigError(f"must be >= 0, got {self.weight}", key="weight")
+        loss = self.grad_reg_loss_type
+        if loss not in REGULARIZER_LOSSES:
+            raise ConfigError(
+                f"unknown loss {loss!r}; valid: {', '.join(REGULARIZER_LOSSES)}",
+                key="grad_reg_loss_type",
+            )
+        for k in self.grad_reg_loss_params:
+            if k not in REGULARIZER_LOSSES[loss]:
+                raise ConfigError(
+                    f"not a parameter of {loss}; valid: {', '.join(REGULARIZER_LOSSES[loss])}",
+                    key=f"grad_reg_loss_params.{k}",
+                )
+        if self.ref_latency is not None and not self.ref_latency > 0:
+            raise ConfigError(f"must be > 0, got {self.ref_latency}", key="ref_latency")
+        ref = self.ref_latency if self.ref_latency is not None else self.bound
+        if loss == "mul#log" and not ref > 1:
+            raise ConfigError(
+                f"mul#log divides by ln(ref), so ref must be > 1, got {ref} (use a smaller unit)",
+                key="ref_latency" if self.ref_latency is not None else "bound",
+            )
+        if self.batch_size < 1:
+            raise ConfigError(f"must be >= 1, got {self.batch_size}", key="batch_size")
+        if self.lookup_table is not None and not cls.accepts_lookup_table:
+            raise ConfigError(f"{self.name} does not use a lookup table", key="lookup_table")
+        if not dataclasses.is_dataclass(self.options):
+            self.options = parse_dataclass(cls.Options, self.options, "options")
 
 
 @dataclass
@@ -251,6 +310,7 @@ class ExperimentConfig:
     warmup: int = 0
     cutout: int = 0
     print_frequency: int = 25
+    checkpoint_every: int = 0  # a checkpoint every N iterations too (0: after each epoch only)
     train_portion: float = 0.9
     valid_portion: float = 0.1
     aux_weight: float = 0.0
@@ -293,6 +353,12 @@ class ExperimentConfig:
             raise ConfigError("epoch + warmup must be at least 1", key="epoch")
         if self.print_frequency <= 0:
             raise ConfigError(f"must be >= 1, got {self.print_frequency}", key="print_frequency")
+        if self.checkpoint_every < 0:
+            raise ConfigError(
+                f"must be >= 0 (0: a checkpoint after each epoch only), got "
+                f"{self.checkpoint_every}",
+                key="checkpoint_every",
+            )
         for part in ("train", "valid"):
             batch = getattr(self, f"batch_size_{part}")
             if batch <= 0:

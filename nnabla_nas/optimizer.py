@@ -51,6 +51,7 @@ import nnabla.solvers as S
 import numpy as np
 from nnabla.solver import Solver, SolverState
 
+from .distributed import Communicator, SingleProcess
 from .errors import ConfigError
 from .registry import Registry
 
@@ -618,6 +619,8 @@ class Optimizer:
         weight_decay: if given, ``solver.weight_decay(weight_decay)`` before each update.
         lr_scheduler: sets the learning rate before each update, from the iteration.
         key: the config path of this section (e.g. ``optimizer.train``), used in error messages.
+        communicator: data-parallel processes (:mod:`nnabla_nas.distributed`): the gradients
+            are averaged over them first thing in :meth:`update` (default: one process).
 
     Raises:
         ConfigError: on an unknown solver or argument, a non-positive ``grad_clip``, a negative
@@ -633,6 +636,7 @@ class Optimizer:
         weight_decay: float | None = None,
         lr_scheduler: Scheduler | None = None,
         key: str = "optimizer",
+        communicator: Communicator | None = None,
     ) -> None:
         if grad_clip is not None and not grad_clip > 0:
             raise ConfigError(f"must be > 0 (or omitted), got {grad_clip}", f"{key}.grad_clip")
@@ -653,6 +657,7 @@ class Optimizer:
         self.weight_decay = weight_decay
         self.lr_scheduler = lr_scheduler
         self.key = key
+        self.communicator = communicator if communicator is not None else SingleProcess()
         self.iteration = 0
         self.grad_norm: float | None = None
         self._norm = _GlobalNorm(list(self.params.values()))
@@ -680,10 +685,13 @@ class Optimizer:
     def update(self, iteration: int | None = None) -> None:
         """One solver step on the accumulated gradients.
 
-        In order: the learning rate from the scheduler at ``iteration`` (default: the number of
-        updates done so far), the global norm (kept in :attr:`grad_norm`, before clipping),
-        clipping, weight decay, ``solver.update()``.
+        In order: the gradients averaged over the data-parallel processes (several only), the
+        learning rate from the scheduler at ``iteration`` (default: the number of updates done so
+        far), the global norm (kept in :attr:`grad_norm`, before clipping), clipping, weight
+        decay, ``solver.update()``.
         """
+        if self.communicator.size > 1:
+            self.communicator.all_reduce_grads(self.params.values())
         t = self.iteration if iteration is None else int(iteration)
         if self.lr_scheduler is not None:
             self.set_learning_rate(self.lr_scheduler.get_learning_rate(t))

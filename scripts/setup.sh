@@ -31,9 +31,9 @@ fi
 
 stamp=.venv/.nnabla_nas-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing nnabla_nas[dev] into .venv"
+    echo "setup: installing nnabla_nas[dev,nnmeter,mpi] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[dev]"
+    .venv/bin/python -m pip install -q -e ".[dev,nnmeter,mpi]"
     touch "$stamp"
 fi
 

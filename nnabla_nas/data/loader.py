@@ -41,8 +41,13 @@ class DataLoader:
         transform: applied to each uint8 batch; ``None`` only casts to float32 (0..255).
         drop_last: drop the last, smaller batch of an epoch.
         num_shards: data-parallel workers; each sees a disjoint ``1/num_shards`` of every epoch's
-            order (truncated to a multiple of ``num_shards`` so all shards have as many batches).
+            order: shard ``r`` takes the examples ``r, r + num_shards, ...``, so batch ``k`` of
+            every shard together are batch ``k`` of one worker with ``num_shards`` times the
+            batch size. Each shard augments with its own random stream.
         shard: this worker's rank, ``0 <= shard < num_shards``.
+        equal_shards: truncate every epoch's order to a multiple of ``num_shards`` so all shards
+            have as many examples (needed when the workers step together: training); False
+            uses every example, the shards differing by at most one (evaluation).
         prefetch: batches prepared ahead for file datasets (0 = none, decode in the caller).
     """
 
@@ -58,6 +63,7 @@ class DataLoader:
         num_shards: int = 1,
         shard: int = 0,
         prefetch: int = 2,
+        equal_shards: bool = True,
     ) -> None:
         if batch_size < 1:
             raise ConfigError(f"batch size must be >= 1, got {batch_size}")
@@ -79,13 +85,16 @@ class DataLoader:
         self.drop_last = bool(drop_last)
         self.num_shards = int(num_shards)
         self.shard = int(shard)
+        self.equal_shards = bool(equal_shards)
         self.prefetch = int(prefetch)
         self.epoch = 0
 
     @property
     def num_examples(self) -> int:
         """Examples this shard sees per epoch (before ``drop_last``)."""
-        return len(self.indices) // self.num_shards
+        if self.equal_shards:
+            return len(self.indices) // self.num_shards
+        return len(range(self.shard, len(self.indices), self.num_shards))
 
     def __len__(self) -> int:
         n = self.num_examples
@@ -96,7 +105,10 @@ class DataLoader:
         self.epoch = int(epoch)
 
     def _rng(self, stream: int) -> np.random.RandomState:
-        seq = np.random.SeedSequence([self.seed, self.epoch, stream])
+        key = [self.seed, self.epoch, stream]
+        if stream == 1 and self.num_shards > 1:
+            key.append(self.shard)  # each shard its own augmentation (the order is shared)
+        seq = np.random.SeedSequence(key)
         return np.random.RandomState(seq.generate_state(4))
 
     def order(self) -> np.ndarray:
@@ -105,7 +117,9 @@ class DataLoader:
         if self.shuffle:
             order = order[self._rng(0).permutation(len(order))]
         if self.num_shards > 1:
-            order = order[: self.num_examples * self.num_shards][self.shard :: self.num_shards]
+            if self.equal_shards:
+                order = order[: self.num_examples * self.num_shards]
+            order = order[self.shard :: self.num_shards]
         return order
 
     def _batches(

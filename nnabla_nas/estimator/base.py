@@ -8,7 +8,8 @@ An estimator turns a network into a number (latency in ms, multiply-accumulates,
 - :meth:`Estimator.expected` -- the expected value under the architecture distribution (every
   choice independently ``softmax(alpha)``), as a scalar ``nn.Variable`` differentiable with
   respect to the architecture logits (what a gradient-mode hardware loss back-propagates);
-- :meth:`Estimator.details` -- the named figures reported per epoch (``{"latency_ms": 1.9}``).
+- :meth:`Estimator.details` -- the named figures reported per epoch (``{"ms": 1.9}``, logged
+  as ``<regularizer label>_ms``).
 
 What a "layer" is
     The tracer (:func:`trace`) builds the network's graph once in inference mode with a rule on
@@ -214,18 +215,20 @@ class Segment:
 @contextlib.contextmanager
 def _rules(model: Module, rule: Any) -> Iterator[None]:
     """Installs ``rule`` on every MixedOp and inference mode; restores both after."""
-    ops = [m for _, m in model.get_modules() if isinstance(m, MixedOp)]
-    previous = [(op, op.rule) for op in ops]
-    training = model.training
+    modules = [m for _, m in model.get_modules()]
+    ops = [m for m in modules if isinstance(m, MixedOp)]
+    previous = [(op, op.rule, op.active_index) for op in ops]
+    training = [(m, m.training) for m in modules]  # pre-order: parents before children
     model.apply(training=False)
     for op in ops:
         op.rule = rule
     try:
         yield
     finally:
-        for op, old in previous:
-            op.rule = old
-        model.apply(training=training)
+        for op, old, index in previous:
+            op.rule, op.active_index = old, index
+        for m, flag in training:
+            m.training = flag
 
 
 def _outputs(out: Any) -> list[nn.Variable]:
@@ -244,7 +247,9 @@ def _collect(roots: list[nn.Variable], activations: set) -> list[Layer]:
     sink = F.sink(*roots) if len(roots) > 1 else roots[0]
     found: list[Any] = []
     sink.visit(found.append)
-    return [Layer.from_function(f, activations) for f in found if f.info.type_name not in _IGNORED_TYPES]
+    return [
+        Layer.from_function(f, activations) for f in found if f.info.type_name not in _IGNORED_TYPES
+    ]
 
 
 class _Tracer:
@@ -263,7 +268,7 @@ class _Tracer:
             self.stack.append(([], []))
             outs = _outputs(cand(*fresh))
             cand_roots, cand_choices = self.stack.pop()
-            candidates.append(Segment(_collect(outs + cand_roots, self.activations), cand_choices))
+            candidates.append(Segment(_collect(cand_roots + outs, self.activations), cand_choices))
             shapes.append(tuple(outs[0].shape))
         if len(set(shapes)) > 1:
             detail = ", ".join(f"{n}: {s}" for n, s in zip(op.names, shapes))
@@ -273,7 +278,6 @@ class _Tracer:
         choices.append(Choice(label, op, list(op.names), candidates))
         placeholder = nn.Variable(shapes[0])
         self.activations.add(placeholder)
-        op.active_index = None
         return placeholder
 
 
@@ -296,7 +300,7 @@ def trace(model: Module, input_shape: Sequence[int], batch_size: int = 1) -> Seg
     with _rules(model, tracer.rule):
         outs = _outputs(model(x))
     roots, choices = tracer.stack.pop()
-    return Segment(_collect(outs + roots, tracer.activations), choices)
+    return Segment(_collect(roots + outs, tracer.activations), choices)
 
 
 def inference_graph(
@@ -356,6 +360,8 @@ class Estimator(abc.ABC):
     unit: ClassVar[str] = ""
     #: The estimator's own options (the ``options`` object of its regularizer section).
     Options: ClassVar[type] = NoOptions
+    #: Whether the regularizer section may name a ``lookup_table`` file for it.
+    accepts_lookup_table: ClassVar[bool] = False
 
     def __init__(self, input_shape: Sequence[int], batch_size: int = 1) -> None:
         if batch_size < 1:
@@ -390,8 +396,9 @@ class Estimator(abc.ABC):
         ``nn.Variable`` whose backward reaches the architecture logits."""
 
     def details(self, model: Module, architecture: Architecture | None = None) -> dict[str, float]:
-        """Named figures of one architecture, reported per epoch (``{"<what>_<unit>": v}``)."""
-        return {f"value_{self.unit}": float(self.predict(model, architecture))}
+        """Named figures of one architecture, reported per epoch as ``<label>_<name>`` (default
+        ``{unit: predict()}``, e.g. ``{"ms": 1.9}``)."""
+        return {self.unit.lower(): float(self.predict(model, architecture))}
 
 
 class LayerwiseEstimator(Estimator):
@@ -426,7 +433,7 @@ class LayerwiseEstimator(Estimator):
     def _fixed(self, seg: Segment) -> float:
         value = self._sums.get(seg)
         if value is None:
-            value = self._sums[seg] = float(sum(self.layer_value(l) for l in seg.layers))
+            value = self._sums[seg] = float(sum(map(self.layer_value, seg.layers)))
         return value
 
     def _value(self, seg: Segment, architecture: Architecture | None) -> float:
@@ -438,6 +445,19 @@ class LayerwiseEstimator(Estimator):
     def predict(self, model: Module, architecture: Architecture | None = None) -> float:
         """The sum of the layer values of one architecture (argmax by default)."""
         return self._value(self.trace(model), architecture)
+
+    def value_range(self, model: Module) -> tuple[float, float]:
+        """The smallest and largest value over the architectures of ``model`` (every choice at
+        its cheapest / dearest candidate)."""
+
+        def walk(seg: Segment, pick: Any) -> float:
+            total = self._fixed(seg)
+            for choice in seg.choices:
+                total += pick(walk(c, pick) for c in choice.candidates)
+            return total
+
+        seg = self.trace(model)
+        return walk(seg, min), walk(seg, max)
 
     def candidate_values(self, model: Module) -> dict[str, np.ndarray]:
         """``{label: value of each candidate's part}`` for the top-level choices (nested

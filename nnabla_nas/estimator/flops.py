@@ -86,7 +86,7 @@ class FlopsEstimator(LayerwiseEstimator):
         return float(layer_macs(layer))
 
     def details(self, model: Module, architecture: Architecture | None = None) -> dict[str, float]:
-        params = sum(layer_params(l) for l in self.trace(model).active_layers(architecture))
+        params = sum(map(layer_params, self.trace(model).active_layers(architecture)))
         return {"macs": self.predict(model, architecture), "params": float(params)}
 
 

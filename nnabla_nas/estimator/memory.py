@@ -81,9 +81,7 @@ def peak_activation_bytes(outputs: Sequence[nn.Variable], inputs: Sequence[nn.Va
 
 
 def _param_bytes(layers: Sequence[Layer], per_value: int) -> int:
-    return sum(
-        _bytes(s, per_value) for l in layers for s, w in zip(l.inputs, l.weights) if w
-    )
+    return sum(_bytes(s, per_value) for ly in layers for s, w in zip(ly.inputs, ly.weights) if w)
 
 
 def _working_set(layer: Layer, per_value: int) -> int:
@@ -141,7 +139,7 @@ class MemoryEstimator(Estimator):
     def _expected(self, seg: Segment) -> tuple[nn.Variable, list[nn.Variable]]:
         per = self.bytes_per_value
         params: nn.Variable = _const(_param_bytes(seg.layers, per))
-        peaks = [_const(max([_working_set(l, per) for l in seg.layers], default=0))]
+        peaks = [_const(max([_working_set(ly, per) for ly in seg.layers], default=0))]
         for choice in seg.choices:
             sub = [self._expected(c) for c in choice.candidates]
             probs = _probs(choice.op)

@@ -37,6 +37,7 @@ from ..utils.io import atomic_path, atomic_write_json
 
 __all__ = [
     "CheckpointStore",
+    "remove_temporaries",
     "CheckpointError",
     "encode_state",
     "decode_state",
@@ -49,6 +50,22 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 POINTER = "latest.json"
 _NAME = re.compile(r"^ckpt-\d+-\d+$")
+# The temporary files of nnabla_nas.utils.io.atomic_path: ".<name>.<random>.tmp<suffix>".
+_TEMPORARY = re.compile(r"^\..+\.[^./]+\.tmp(\.[^./]*)?$")
+
+
+def remove_temporaries(folder: str | os.PathLike) -> list[str]:
+    """Removes the temporary files that writes killed before their rename left in ``folder``
+    (see :func:`~nnabla_nas.utils.io.atomic_path`); returns their names."""
+    removed = []
+    folder = Path(folder)
+    if folder.is_dir():
+        for path in folder.iterdir():
+            if path.is_file() and _TEMPORARY.match(path.name):
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed.append(path.name)
+    return removed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,6 +218,15 @@ class CheckpointStore:
         self._publish({**dict(info), "name": name, "seq": seq, "format": FORMAT})
         self._remove_others(keep=name)
         return target
+
+    def cleanup(self) -> None:
+        """Removes what interrupted saves left: folders the pointer does not name, and
+        temporary files (nothing when there is no pointer: the folders are then kept)."""
+        info = self.latest()
+        remove_temporaries(self.folder)
+        if info is not None:
+            remove_temporaries(info["path"])
+            self._remove_others(keep=info["name"])
 
     def load(self, info: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], OrderedDict]:
         """Reads a checkpoint (default: the latest) into ``(state, params)``.

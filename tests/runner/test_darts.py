@@ -5,26 +5,30 @@ accumulation, and search on the toy space with a known best candidate."""
 from __future__ import annotations
 
 import json
+import struct
+from pathlib import Path
 
-import nnabla as nn
 import numpy as np
 import pytest
 from searcher_toy import NAMES, ArrayLoader, ToySpace, make_config, make_data, toy_data
 
-from nnabla_nas.config import parse_dataclass
+from nnabla_nas.assemble import build_model
+from nnabla_nas.cli import main
+from nnabla_nas.config import ExperimentConfig, parse_dataclass
 from nnabla_nas.contrib.model import Model
 from nnabla_nas.errors import ConfigError, NnasError
 from nnabla_nas.genotype import load_genotype
 from nnabla_nas.module import BatchNormalization, Linear, MixedOp, Sequential, Zero, softmax
 from nnabla_nas.runner import ALGORITHMS, DataBundle
-from nnabla_nas.runner.searcher.darts import DartsConfig, DartsSearcher
+from nnabla_nas.runner.searcher.darts import DartsSearcher, DartsSearcherConfig
+from tests.conftest import run_cli, write_json
 
 
 def make_darts(model: Model, output: str, seed: int = 0, **kwargs) -> DartsSearcher:
     """A DartsSearcher on ``model`` with the toy data; ``kwargs`` split between the searcher
     options (``order``, ``unrolled_lr``, ``epsilon``) and ``make_config``."""
     keys = ("order", "unrolled_lr", "epsilon")
-    options = parse_dataclass(DartsConfig, {k: kwargs.pop(k) for k in keys if k in kwargs})
+    options = parse_dataclass(DartsSearcherConfig, {k: kwargs.pop(k) for k in keys if k in kwargs})
     return DartsSearcher(model, make_config(**kwargs), make_data(), output, options, seed)
 
 
@@ -113,7 +117,7 @@ def _rel(a: np.ndarray, b: np.ndarray) -> float:
 
 def test_options_are_checked_with_the_key_and_valid_values():
     assert ALGORITHMS.get("dartssearcher") is DartsSearcher
-    default = parse_dataclass(DartsConfig, {}, "searcher")
+    default = parse_dataclass(DartsSearcherConfig, {}, "searcher")
     assert (default.order, default.unrolled_lr, default.epsilon) == (1, None, 0.01)
     for bad, key, text in [
         ({"order": 3}, "searcher.order", "valid values: 1, 2"),
@@ -123,7 +127,7 @@ def test_options_are_checked_with_the_key_and_valid_values():
         ({"estimator": "gradient"}, "searcher.estimator", "valid keys: order"),
     ]:
         with pytest.raises(ConfigError) as err:
-            parse_dataclass(DartsConfig, bad, "searcher")
+            parse_dataclass(DartsSearcherConfig, bad, "searcher")
         assert err.value.key == key and text in str(err.value)
 
 
@@ -195,8 +199,7 @@ def test_weight_step_and_virtual_step_with_momentum_and_weight_decay(tmp_path):
     w1 = np_weights(space)
     stored = {k: p.d.copy() for k, p in space.get_parameters().items()}
     s.arch_step(s.split(xv, yv, 8))
-    f = lambda a: unrolled_loss(w1, a, (xt, yt), (xv, yv), lr, mu, m, wd)  # noqa: E731
-    want = finite_difference(f, a0)
+    want = finite_difference(lambda a: unrolled_loss(w1, a, (xt, yt), (xv, yv), lr, mu, m, wd), a0)
     plain = finite_difference(lambda a: unrolled_loss(w1, a, (xt, yt), (xv, yv), lr), a0)
     new = alpha.d.reshape(-1).astype(np.float64)
     # Measured relative error 2.3e-4: the truncation of the epsilon 0.01 Hessian-vector product,
@@ -257,9 +260,15 @@ def test_arch_step_uses_batch_statistics_and_restores_running_ones(tmp_path, ord
     stats = {k: p.d.copy() for k, p in s.stats.items()}
     weights = {k: p.d.copy() for k, p in s.weights.items()}
     assert sorted(stats) == ["choice/ops/0/1/_mean", "choice/ops/0/1/_var"]
-    seen = []
+    seen = []  # the running mean after each forward/backward pass of the step
     accumulate = s.accumulate
-    s.accumulate = lambda *a, **k: (accumulate(*a, **k), seen.append(s.stats["choice/ops/0/1/_mean"].d.copy()))[0]  # noqa: E501
+
+    def recording(*args, **kwargs):
+        out = accumulate(*args, **kwargs)
+        seen.append(s.stats["choice/ops/0/1/_mean"].d.copy())
+        return out
+
+    s.accumulate = recording
     a0 = space.choice.alpha.d.reshape(-1).astype(np.float64)
     s.arch_step(s.split(x.astype(np.float32), y, 16))
     assert len(seen) == (1 if order == 1 else 4)
@@ -293,7 +302,7 @@ def test_search_finds_the_best_candidate(tmp_path, order):
                       ArrayLoader(xa, ya, 32))  # fmt: skip
     train = {"solver": {"name": "Momentum", "lr": 0.1}, "lr_scheduler": {"name": "constant"}}
     cfg = make_config(batch=32, mini=16, train=train)
-    s = DartsSearcher(ToySpace(0), cfg, data, str(tmp_path), DartsConfig(order=order), 0)
+    s = DartsSearcher(ToySpace(0), cfg, data, str(tmp_path), DartsSearcherConfig(order=order), 0)
     op = s.choices["choice"]
     linear = NAMES.index("linear")
     start = op.probabilities()[linear]
@@ -318,3 +327,130 @@ def test_run_exports_the_architecture(tmp_path):
     genotype = load_genotype(tmp_path / "arch.h5", expected_space="toy")
     assert dict(genotype.choices) == {"choice": NAMES[int(np.argmax(probs))]}
     np.testing.assert_array_equal(genotype.logits["choice/alpha"], s.choices["choice"].alpha.d)
+
+
+# ------------------------------------------------------------------------------ CLI
+
+
+def _write_tiny_mnist(folder: Path, per_class: int = 16, test_per_class: int = 4) -> Path:
+    """Real digits of the embedded subset as the four MNIST IDX files: ``10 * per_class``
+    training and ``10 * test_per_class`` test images."""
+    from nnabla_nas.data.mnist import IDX_FILES, load_embedded
+
+    x, y = load_embedded()
+    idx = [np.flatnonzero(y == c)[: per_class + test_per_class] for c in range(10)]
+    train = np.concatenate([i[:per_class] for i in idx])
+    test = np.concatenate([i[per_class:] for i in idx])
+    folder.mkdir(parents=True, exist_ok=True)
+    for part, rows in (("train", train), ("test", test)):
+        for kind, arr in (("images", x[rows, 0]), ("labels", y[rows].astype(np.uint8))):
+            head = struct.pack(">BBBB", 0, 0, 0x08, arr.ndim) + struct.pack(
+                f">{arr.ndim}I", *arr.shape
+            )
+            (folder / IDX_FILES[f"{part}_{kind}"]).write_bytes(head + arr.tobytes())
+    return folder
+
+
+def _tiny_darts_config(data_dir: Path) -> dict:
+    """The darts space at its smallest on 160 + 40 digits: 2 search steps of 16 examples."""
+    return {
+        "dataset": "mnist",
+        "data_dir": str(data_dir),
+        "epoch": 1,
+        "input_shape": [1, 28, 28],
+        "batch_size_train": 16,
+        "batch_size_valid": 60,
+        "mini_batch_train": 8,
+        "mini_batch_valid": 60,
+        "print_frequency": 1,
+        "train_portion": 0.25,
+        "network": {
+            "search_space": "darts",
+            "num_classes": 10,
+            "init_channels": 4,
+            "num_cells": 3,
+            "num_choices": 2,
+            "multiplier": 2,
+            "stem_multiplier": 1,
+            "shared": True,
+            "mode": "full",
+        },  # fmt: skip
+        "optimizer": {
+            "train": {"solver": {"name": "Momentum", "lr": 0.05}, "weight_decay": 3e-4},
+            "valid": {"solver": {"name": "Adam", "alpha": 0.01, "beta1": 0.5}},
+        },
+    }
+
+
+@pytest.mark.parametrize("order, genotype_file", [(1, "arch.h5"), (2, "arch.json")])
+def test_cli_search_then_retrain(tmp_path, order, genotype_file):
+    cfg = _tiny_darts_config(_write_tiny_mnist(tmp_path / "mnist"))
+    search = tmp_path / "search"
+    args = ["--search", "-f", write_json(tmp_path / "s.json", cfg), "-a", "DartsSearcher",
+            "-o", search, "--set", f"searcher.order={order}"]  # fmt: skip
+    proc = run_cli(args)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    resolved = json.loads((search / "config.json").read_text())
+    assert resolved["algorithm"] == "DartsSearcher"
+    assert resolved["searcher"] == {"order": order, "unrolled_lr": None, "epsilon": 0.01}
+    res = json.loads((search / "results.json").read_text())
+    assert res["steps"] == 2 and res["algorithm"] == "DartsSearcher"
+    assert "arch_loss" in (search / "log.txt").read_text()
+
+    # arch.h5: the final logits, their argmax per choice as in results.json, and moved by the
+    # architecture steps from the supernet's initial logits (same seed, rebuilt here).
+    genotype = load_genotype(search / "arch.h5", expected_space="darts")
+    assert dict(genotype.choices) == res["architecture"]
+    initial = build_model(
+        ExperimentConfig.from_dict(resolved), None, True, np.random.RandomState(0)
+    )
+    start = initial.get_arch_parameters()
+    assert set(genotype.logits) == set(start) == {"normal/edge_2_0", "normal/edge_2_1",
+        "normal/edge_3_0", "normal/edge_3_1", "normal/edge_3_2", "reduce/edge_2_0",
+        "reduce/edge_2_1", "reduce/edge_3_0", "reduce/edge_3_1", "reduce/edge_3_2"}  # fmt: skip
+    for key, logits in genotype.logits.items():
+        assert np.abs(logits - start[key].d).max() > 1e-4
+    for label, probs in res["arch_probabilities"].items():  # cells/<k>/edge_<i>_<j>
+        cell, edge = label.split("/")[1:]
+        kind = "reduce" if int(cell) in (1, 2) else "normal"  # num_cells // 3, 2 * num_cells // 3
+        np.testing.assert_allclose(list(probs.values()), softmax(genotype.logits[f"{kind}/{edge}"]))
+    # arch.json: the DARTS cells derived from those logits (two edges per node).
+    cells = json.loads((search / "arch.json").read_text())
+    assert len(cells["normal"]) == len(cells["reduce"]) == 4
+    assert cells["normal_concat"] == cells["reduce_concat"] == [2, 3]
+
+    # Retraining the found architecture with the Trainer.
+    train_cfg = {k: v for k, v in cfg.items() if k != "searcher"}
+    train_cfg["network"] = dict(cfg["network"], genotype=str(search / genotype_file))
+    del train_cfg["network"]["mode"]
+    train_cfg.update(batch_size_train=64, mini_batch_train=32)  # 2 steps on 144 digits
+    out = tmp_path / "train"
+    code = main(["-f", str(write_json(tmp_path / "t.json", train_cfg)), "-a", "Trainer",
+                 "-o", str(out)])  # fmt: skip
+    assert code == 0
+    res2 = json.loads((out / "results.json").read_text())
+    assert res2["algorithm"] == "Trainer" and res2["epochs"] == 1 and res2["steps"] == 2
+    assert (out / "weights.h5").is_file()
+
+
+def test_darts_evaluates_the_mixture_it_trains(tmp_path):
+    """Validation runs every edge as the softmax mixture, not the argmax op alone."""
+    import nnabla as nn
+
+    space = ToySpace()
+    space.choice.alpha.d = np.array([0.3, -1.0, 0.9]).reshape(3, 1, 1, 1, 1)
+    searcher = make_darts(space, str(tmp_path))
+    x = nn.Variable((4, 8))
+    x.d = np.random.RandomState(0).randn(4, 8)
+    with searcher.eval_mode():
+        y = space(x)
+    y.forward()
+    parts = [op(x) for op in space.choice.ops]
+    for part in parts:
+        part.forward()
+    p = softmax(space.choice.alpha.d)
+    mixed = sum(pi * part.d for pi, part in zip(p, parts))
+    head = space.head(nn.Variable.from_numpy_array(mixed.astype(np.float32)))
+    head.forward()
+    np.testing.assert_allclose(y.d, head.d, rtol=1e-5, atol=1e-6)
+    assert space.choice.rule is None  # restored after evaluation

@@ -21,6 +21,7 @@ candidate; ``concat`` is the last ``multiplier`` intermediate nodes.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -32,7 +33,7 @@ import numpy as np
 
 from ...errors import GenotypeError
 from ...module import softmax
-from ...utils.io import atomic_write_json
+from ...utils.io import atomic_write_text
 from .ops import PRIMITIVES
 
 __all__ = [
@@ -40,11 +41,13 @@ __all__ = [
     "DARTS_V2",
     "CellGenotype",
     "CellSpec",
+    "argmax_nodes",
     "derive_genotype",
     "derive_nodes",
     "edge_label",
     "edge_weights",
     "parse_edge_label",
+    "specs_from_logits",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,9 +106,12 @@ class CellGenotype:
         return out
 
     def save(self, path: str | os.PathLike, space: str = "darts") -> Path:
-        """Writes ``arch.json`` atomically (with ``search_space``); returns the path."""
+        """Writes ``arch.json`` atomically (with ``search_space``), one key per line; returns the
+        path."""
         path = Path(path)
-        atomic_write_json(path, {**self.to_dict(), "search_space": space})
+        items = {**self.to_dict(), "search_space": space}.items()
+        text = ",\n".join(f"  {json.dumps(k)}: {json.dumps(v)}" for k, v in items)
+        atomic_write_text(path, "{\n" + text + "\n}\n")
         return path
 
     @classmethod
@@ -117,7 +123,7 @@ class CellGenotype:
                 input refers to a later node, or a ``concat`` index is out of range (``source``
                 named).
         """
-        keys = [*CELL_KINDS, *(f"{k}_concat" for k in CELL_KINDS)]
+        keys = [k for kind in CELL_KINDS for k in (kind, f"{kind}_concat")]
         if not isinstance(data, Mapping):
             raise GenotypeError(f"{source}: expected a JSON object with the keys {keys}")
         missing = [k for k in keys if k not in data]
@@ -131,7 +137,7 @@ class CellGenotype:
         for kind in CELL_KINDS:
             edges = _edges(data[kind], f"{source}: {kind!r}")
             num_nodes = len(edges) // 2
-            for i, (op, j) in enumerate(edges):
+            for i, (_, j) in enumerate(edges):
                 if not 0 <= j < 2 + i // 2:
                     raise GenotypeError(
                         f"{source}: {kind}[{i}] takes input {j}, but node {2 + i // 2} can only "
@@ -198,7 +204,9 @@ def derive_nodes(
         if missing:
             labels = [edge_label(*e) for e in missing]
             raise GenotypeError(f"the architecture has no logits for the edges {labels}")
-        probs = {j: np.asarray(weights[(node, j)], dtype=np.float64).reshape(-1) for j in range(node)}
+        probs = {
+            j: np.asarray(weights[(node, j)], dtype=np.float64).reshape(-1) for j in range(node)
+        }
         strength = {j: max(probs[j][i] for i in keep) for j in range(node)}
         chosen = sorted(range(node), key=lambda j: -strength[j])[:k]  # stable: ties keep order
         nodes.append([(names[max(keep, key=lambda i, j=j: probs[j][i])], j) for j in chosen])
@@ -221,6 +229,81 @@ def edge_weights(
         if edge is not None and "/" not in path[len(prefix) :].removesuffix("/alpha"):
             out[edge] = softmax(value)
     return out
+
+
+def argmax_nodes(weights: Mapping[tuple[int, int], np.ndarray], num_nodes: int) -> list[list[Edge]]:
+    """Every edge with its most probable candidate, ``none`` edges dropped (``pnas``).
+
+    Raises:
+        GenotypeError: an edge is missing.
+    """
+    nodes = []
+    for node in range(2, 2 + num_nodes):
+        missing = [edge_label(node, j) for j in range(node) if (node, j) not in weights]
+        if missing:
+            raise GenotypeError(f"the architecture has no logits for the edges {missing}")
+        ops = [(PRIMITIVES[int(np.argmax(weights[(node, j)]))], j) for j in range(node)]
+        nodes.append([(op, j) for op, j in ops if op != "none"])
+    return nodes
+
+
+def specs_from_logits(
+    logits: Mapping[str, np.ndarray],
+    num_cells: int,
+    reductions: set[int],
+    multiplier: int,
+    per_edge: bool,
+    where: str = "the genotype",
+) -> list[CellSpec]:
+    """The cells of a fixed network from the logits of a search (an ``arch.h5``).
+
+    Args:
+        logits: ``normal/edge_<i>_<j>`` and ``reduce/...`` (shared search) or
+            ``cells/<k>/edge_<i>_<j>/alpha`` (one architecture per cell).
+        num_cells: the cells of the network (a search per cell must have as many).
+        reductions: the indices of the reduction cells.
+        multiplier: each cell concatenates its last ``multiplier`` nodes.
+        per_edge: keep every edge's argmax (:func:`argmax_nodes`) instead of the two strongest
+            edges per node (:func:`derive_nodes`).
+        where: names the genotype in error messages.
+
+    Raises:
+        GenotypeError: cells or edges are missing, or there are fewer nodes than
+            ``multiplier`` (key ``genotype``).
+    """
+    shared = any(k.startswith(("normal/", "reduce/")) for k in logits)
+    if not shared:
+        searched = {k.split("/")[1] for k in logits if k.startswith("cells/")}
+        if len(searched) != num_cells:
+            raise GenotypeError(
+                f"{where} has logits for {len(searched)} cells, the network has num_cells "
+                f"{num_cells}: set num_cells as in the search",
+                key="genotype",
+            )
+    specs = []
+    for i in range(num_cells):
+        kind = "reduce" if i in reductions else "normal"
+        weights = edge_weights(logits, f"{kind}/" if shared else f"cells/{i}/")
+        if not weights:
+            raise GenotypeError(
+                f"{where} has no architecture logits for cell {i} ({kind}): was it searched in "
+                f"this space with num_cells {num_cells}?",
+                key="genotype",
+            )
+        num_nodes = max(node for node, _ in weights) - 1
+        if multiplier > num_nodes:
+            raise GenotypeError(
+                f"{where}: cell {i} has {num_nodes} nodes, fewer than multiplier {multiplier}",
+                key="genotype",
+            )
+        try:
+            nodes = (
+                argmax_nodes(weights, num_nodes) if per_edge else derive_nodes(weights, num_nodes)
+            )
+        except GenotypeError as err:
+            raise GenotypeError(f"{where}, cell {i}: {err.message}", key="genotype") from None
+        specs.append(CellSpec(nodes, list(range(2 + num_nodes - multiplier, 2 + num_nodes))))
+    return specs
 
 
 def derive_genotype(

@@ -96,4 +96,5 @@ class SearchCell(Module):
                 h = getattr(self, edge_label(node, j))(states[j])
                 out = h if out is None else out + h
             states.append(out)
-        return F.concatenate(*states[-self._multiplier :], axis=1)
+        outs = states[-self._multiplier :]
+        return F.concatenate(*outs, axis=1) if len(outs) > 1 else outs[0]

@@ -106,6 +106,12 @@ class DartsConfig:
                 raise ConfigError(f"must be >= 1, got {getattr(self, key)}", key=key)
         if self.in_channels is not None and self.in_channels < 1:
             raise ConfigError(f"must be >= 1, got {self.in_channels}", key="in_channels")
+        if self.num_cells < 3:
+            raise ConfigError(
+                f"must be >= 3 (two reduction cells at 1/3 and 2/3 of the depth and at least one "
+                f"normal cell), got {self.num_cells}",
+                key="num_cells",
+            )
         if not 1 <= self.multiplier <= self.num_choices:
             raise ConfigError(
                 f"must be in 1..num_choices ({self.num_choices}): the cell output concatenates "

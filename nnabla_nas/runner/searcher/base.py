@@ -113,9 +113,11 @@ class Searcher(Runner):
         """Writes ``arch.h5`` and ``arch.png``, the architecture scalars/image and the log table."""
         step = epoch + 1
         extra = {"epoch": step, "algorithm": type(self).__name__, "metrics": dict(metrics)}
-        save_genotype(self.output / "arch.h5", self.model, extra=extra)
-        self.model.export_files(self.output)  # the space's own files (e.g. DARTS' arch.json)
-        self._export_drawing(step)
+        extra["hardware"] = dict(self.hardware)  # the argmax architecture's latency, FLOPs, ...
+        if self.comm.is_main:  # the other data-parallel ranks hold the same architecture
+            save_genotype(self.output / "arch.h5", self.model, extra=extra)
+            self.model.export_files(self.output)  # the space's own files (e.g. DARTS' arch.json)
+            self._export_drawing(step)
         self._log_probabilities(step)
         logger.info("architecture after epoch %d:\n%s", step, self.arch_table())
         self._previous_argmax = dict(self.model.genotype())
@@ -166,6 +168,14 @@ class Searcher(Runner):
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [head, *rows]]
         lines.insert(1, "  ".join("-" * w for w in widths).rstrip())
         return "\n".join(lines)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The runner's state plus the argmax of the previous epoch (the log's ``changed``)."""
+        return {**super().state_dict(), "previous_argmax": self._previous_argmax}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self._previous_argmax = state["previous_argmax"]
 
     def results(self) -> dict[str, Any]:
         """``{"architecture": {label: candidate}, "arch_probabilities": {label: {cand: p}}}``."""

@@ -28,16 +28,24 @@ split; the ``valid`` optimizer)
       plain SGD form ``mu m = 0`` (a warning says so). Gradient clipping is not applied to the
       virtual step (as in the reference). All weights are copied back exactly afterwards.
 
-Batch normalisation: every forward of both steps runs in training mode (batch statistics), as
-in the paper. The architecture step restores every running statistic it touched (the virtual
-step and the extra forwards of order 2, and the validation forward of both orders): after an
-architecture step the network's weights and running statistics are bit-for-bit what the weight
-step left, so the running statistics follow the weight split only. (The reference
-implementation lets these forwards update them.)
+Order of the steps: the runner calls the architecture step after the weight step of the same
+iteration (the reference implementation runs it before), so the virtual step starts from the
+weights, and the momentum buffer, that this iteration's weight update produced.
 
-Not implemented: second-order virtual steps for the state of adaptive solvers (Adam, RMSprop,
-...), the paper's final discretisation rules (top-2 incoming edges per node, ``none`` excluded):
-the exported genotype is the argmax of every choice, as for every searcher.
+Batch normalisation: every forward of both steps runs in training mode (batch statistics of
+each mini-batch), as in the paper. The architecture step restores every running statistic its
+forwards touched (the validation forward of both orders, the virtual step and the two extra
+forwards of order 2): after an architecture step the network's weights and running statistics
+are bit-for-bit what the weight step left, so the running statistics follow the weight split
+only. (The reference implementation lets these forwards update them.)
+
+Export: as every searcher, ``arch.h5`` holds the logits and the argmax of every choice; the
+DARTS discretisation (the two strongest non-``none`` incoming edges per node, ``arch.json``) is
+the ``darts`` space's business (:meth:`~nnabla_nas.contrib.model.Model.export_files`).
+
+Not implemented: the state of adaptive solvers (Adam, RMSprop, ...) in the virtual step (plain
+SGD form), gradient clipping in the virtual step, and decoupled weight decay (a solver's own
+``wd``) in it: only ``optimizer.train.weight_decay`` enters, as L2.
 """
 
 from __future__ import annotations
@@ -57,7 +65,7 @@ from ...module import full_rule
 from ..runner import Batch
 from .base import Searcher
 
-__all__ = ["DartsConfig", "DartsSearcher"]
+__all__ = ["DartsSearcher", "DartsSearcherConfig"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +78,7 @@ Arrays = dict[str, np.ndarray]
 
 
 @dataclass
-class DartsConfig:
+class DartsSearcherConfig:
     """The ``searcher`` section of the experiment file for ``DartsSearcher``.
 
     Attributes:
@@ -117,10 +125,10 @@ def _zero_grad(params: Iterable[nn.Variable]) -> None:
 class DartsSearcher(Searcher):
     """DARTS: full-mode weight steps and first- or second-order architecture gradients.
 
-    See the module docstring for the algorithm; the options are :class:`DartsConfig`.
+    See the module docstring for the algorithm; the options are :class:`DartsSearcherConfig`.
     """
 
-    Config = DartsConfig
+    Config = DartsSearcherConfig
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -166,6 +174,13 @@ class DartsSearcher(Searcher):
         return self.optimizers["train"].get_learning_rate()
 
     # ------------------------------------------------------------------ weight step
+    @contextlib.contextmanager
+    def eval_mode(self) -> Iterator[None]:
+        """Evaluates the supernet DARTS trains: every edge the softmax-weighted mixture (the
+        argmax op alone carries only its share of an edge's output in this network)."""
+        with self.use_rule(full_rule):
+            yield
+
     def train_step(self, batch: Batch, phase: str) -> dict[str, float]:
         """Trains every weight of the full-mode supernet; the logits get no gradient."""
         opt = self.optimizers[phase]
@@ -231,11 +246,17 @@ class DartsSearcher(Searcher):
         try:
             with self._frozen(self.arch):
                 self._gradients(train_batch)
+            # Data-parallel ranks: the virtual step and dw of the whole batch (the logits'
+            # gradient, linear in the batch, is averaged by the valid optimizer's update).
+            self.comm.all_reduce_grads(self.weights.values())
             _assign(self.weights, self.virtual_step(w, _copy(self.weights, grad=True), xi))
             metrics = self._gradients(batch)
+            self.comm.all_reduce_grads(self.weights.values())
             grad_alpha = _copy(self.arch, grad=True)
             dw = _copy(self.weights, grad=True)
-            norm = math.sqrt(sum(float(np.sum(np.square(g, dtype=np.float64))) for g in dw.values()))
+            norm = math.sqrt(
+                sum(float(np.sum(np.square(g, dtype=np.float64))) for g in dw.values())
+            )
             if norm > 0 and xi > 0:
                 eps = self.options.epsilon / norm
                 sides = []

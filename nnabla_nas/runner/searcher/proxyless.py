@@ -51,9 +51,22 @@ of them, so their gradient contributions add. The gradient estimator draws one p
 active path per parameter; the MixedOps sharing it share the gates, so ``dL/dg`` sums the
 contributions of all of them, and the rescaling stays exact.
 
-Not implemented: the hardware latency loss (gradient mode) and latency reward (REINFORCE; it
-plugs into :meth:`ProxylessNasSearcher.reward_factor`), the paper's ``full``/``full_v2``
-binarisation modes, and the entropy regularisation of the architecture distribution.
+Hardware constraints (the ``regularizer`` section; see :mod:`nnabla_nas.estimator.regularizer`)
+    Gradient mode: the architecture loss is ``L(CE, E)`` (``add#linear`` or ``mul#log``) with
+    ``E`` the expected estimate under ``softmax(alpha)``, an nnabla expression of the logits. Its
+    gradient is formed by the chain rule (:meth:`ProxylessNasSearcher.hardware_gradient`):
+    ``dL/dalpha = dL/dCE * g_CE + dL/dE * dE/dalpha`` where ``g_CE`` is the binary-gate estimate
+    above (pair only) and ``dE/dalpha`` is exact, on every logit. Combined with the rescaling as
+    in the reference implementation: after the update the pair is shifted to keep its
+    log-sum-exp, while the logits outside the pair keep their update (their gradient is the
+    hardware term's alone), so the hardware term can move probability between the pair and the
+    other paths. Without an active regularizer the other logits are restored as described above.
+    REINFORCE: :meth:`ProxylessNasSearcher.reward_factor` is the product over the regularizers
+    of ``min(1, bound / value) ** weight`` with ``value`` the estimate of the sampled
+    architecture.
+
+Not implemented: the paper's ``full``/``full_v2`` binarisation modes, and the entropy
+regularisation of the architecture distribution.
 """
 
 from __future__ import annotations
@@ -69,6 +82,7 @@ import nnabla.functions as F
 import numpy as np
 
 from ...errors import ConfigError
+from ...estimator.regularizer import apply_regularizers
 from ...module import MixedOp, softmax
 from ..runner import Batch
 from .base import Searcher
@@ -157,6 +171,14 @@ class ProxylessNasSearcher(Searcher):
         for op in self.choices.values():
             self._groups.setdefault(id(op.alpha), (op.alpha, []))[1].append(op)
 
+    def state_dict(self) -> dict[str, Any]:
+        """The searcher's state (see :meth:`Runner.state_dict`) plus the REINFORCE baseline."""
+        return {**super().state_dict(), "baseline": self.baseline}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.baseline = None if state["baseline"] is None else float(state["baseline"])
+
     # ------------------------------------------------------------------ sampling
     def sample_architecture(self) -> OrderedDict[str, int]:
         """One path per choice drawn from its probabilities: ``label -> candidate index``."""
@@ -219,6 +241,7 @@ class ProxylessNasSearcher(Searcher):
         opt = self.optimizers["valid"]
         opt.zero_grad()
         metrics = self.gate_gradient(batch, draws)
+        regularized = self.hardware_gradient(metrics)
         old = {key: np.array(self._groups[key][0].d, copy=True) for key in draws}
         opt.update()
         for key, (i, j, _) in draws.items():
@@ -226,7 +249,8 @@ class ProxylessNasSearcher(Searcher):
             before, after = old[key].reshape(-1), np.array(alpha.d, dtype=np.float64).reshape(-1)
             pair = [i, j]
             offset = _logsumexp(before[pair]) - _logsumexp(after[pair])
-            value = before.astype(np.float64)
+            # With a hardware term the other logits keep their update (see the module docstring).
+            value = np.array(after if regularized else before, dtype=np.float64)
             value[pair] = after[pair] + offset
             alpha.d = value.reshape(alpha.shape)
         return metrics
@@ -283,25 +307,68 @@ class ProxylessNasSearcher(Searcher):
                 p.need_grad = True
 
     # ------------------------------------------------------------------ REINFORCE
-    def reward_factor(self, sample: Mapping[str, int]) -> float:
-        """Multiplies the accuracy of ``sample`` (``label -> index``) to form its reward.
+    def hardware_gradient(self, metrics: dict[str, float]) -> bool:
+        """Turns ``alpha.g`` (the binary-gate gradient of the cross-entropy ``CE``, written by
+        :meth:`gate_gradient`) into the gradient of the regularised loss ``L(CE, E)``:
+        ``dL/dCE * alpha.g + dL/dE * dE/dalpha`` (both factors from nnabla's backward through
+        the regularizers' expression, with ``CE`` the batch's mean loss in ``metrics``).
 
-        1.0 here; the hardware constraint plugs in by overriding it (e.g. the paper's
-        ``(lat / target) ** w`` or ``min(1, bound / lat) ** weight``).
+        Adds ``loss_regularized`` and ``expected_<label>`` to ``metrics``.
+
+        Returns:
+            False (nothing done) when no regularizer has a gradient-mode term.
         """
-        return 1.0
+        regs = [r for r in self.regularizers.values() if r.in_gradient]
+        if not regs:
+            return False
+        ce = nn.Variable((), need_grad=True)
+        ce.d = metrics["loss"]
+        total, expected = apply_regularizers(ce, self.model, regs)
+        params = [alpha for alpha, _ in self._groups.values() if alpha.need_grad]
+        ce_grads = [np.array(alpha.g, copy=True) for alpha in params]
+        for alpha in params:
+            alpha.grad.zero()
+        ce.grad.zero()
+        total.forward()
+        metrics["loss_regularized"] = float(total.d)
+        metrics.update({f"expected_{label}": float(e.d) for label, e in expected.items()})
+        total.backward(clear_buffer=True)
+        scale = float(ce.g)  # dL/dCE
+        for alpha, g in zip(params, ce_grads):
+            alpha.g = alpha.g + scale * g
+        return True
+
+    def reward_factor(self, sample: Mapping[str, int]) -> float:
+        """Multiplies the accuracy of ``sample`` (``label -> index``) to form its reward:
+        ``prod min(1, bound / value) ** weight`` over the regularizers (``value``: the estimate
+        of ``sample``); 1.0 without regularizers."""
+        factor = 1.0
+        for reg in self.regularizers.values():
+            if reg.weight != 0.0:
+                factor *= reg.reward_factor(reg.value(self.model, sample))
+        return factor
 
     def reinforce_step(self, batch: Batch) -> dict[str, float]:
-        """Samples ``num_samples`` architectures, rewards them, updates the baseline and logits."""
-        samples, rewards, losses, errors = [], [], [], []
-        for _ in range(self.options.num_samples):
-            sample = self.sample_architecture()
-            with self.use_architecture(sample):
+        """Samples ``num_samples`` architectures, rewards them, updates the baseline and logits.
+
+        With several data-parallel processes every rank draws all the samples (their RNGs
+        agree) and evaluates its share of them (``rank, rank + size, ...``) on the whole
+        architecture batch (:meth:`~nnabla_nas.runner.runner.Runner.whole_batch`); the rewards
+        are gathered, so every rank forms the same gradient.
+        """
+        samples = [self.sample_architecture() for _ in range(self.options.num_samples)]
+        batch = self.whole_batch(batch, self.cfg.mini_batch_valid)
+        measured: dict[int, tuple[float, float, float]] = {}
+        for s in range(self.comm.rank, len(samples), self.comm.size):
+            with self.use_architecture(samples[s]):
                 m = self.accumulate(batch, cache=False, key="arch", backward=False)
-            samples.append(sample)
-            rewards.append((1.0 - m["error"]) * float(self.reward_factor(sample)))
-            losses.append(m["loss"])
-            errors.append(m["error"])
+            reward = (1.0 - m["error"]) * float(self.reward_factor(samples[s]))
+            measured[s] = (reward, m["loss"], m["error"])
+        if self.comm.size > 1:
+            for part in self.comm.all_gather(measured):
+                measured.update(part)
+        measured_order = range(len(samples))
+        rewards, losses, errors = (list(v) for v in zip(*(measured[s] for s in measured_order)))
         mean_reward = float(np.mean(rewards))
         decay = self.options.baseline_decay
         if self.baseline is None:

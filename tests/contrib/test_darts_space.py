@@ -1,0 +1,216 @@
+"""The darts / pnas supernet: structure, shared logits, the cell's numbers, config refusals."""
+
+from __future__ import annotations
+
+import nnabla as nn
+import nnabla.functions as F
+import numpy as np
+import pytest
+
+from nnabla_nas.config import ExperimentConfig, parse_network
+from nnabla_nas.contrib import SPACES
+from nnabla_nas.contrib.darts import PRIMITIVES, DartsConfig, DartsSpace, PnasConfig, PnasSpace
+from nnabla_nas.contrib.darts.ops import FactorizedReduce, ReLUConvBN
+from nnabla_nas.contrib.darts.search import SearchCell
+from nnabla_nas.errors import ConfigError
+from nnabla_nas.module import MixedOp, softmax
+
+
+def tiny(**kw) -> DartsConfig:
+    base = dict(in_channels=1, init_channels=4, num_cells=3, num_choices=3, multiplier=2)
+    base.update(kw)
+    return DartsConfig(**base)
+
+
+def randomize(model, rng):
+    for path, p in model.get_parameters().items():
+        if path.endswith("_var"):
+            p.d = rng.uniform(0.5, 2.0, p.shape)
+        else:
+            p.d = rng.normal(0, 0.5, p.shape)
+
+
+def test_registered_with_the_documented_defaults():
+    assert SPACES.get("darts") is DartsSpace and SPACES.get("PNAS") is PnasSpace
+    d, p = DartsConfig(), PnasConfig()
+    assert (d.init_channels, d.num_cells, d.num_choices, d.multiplier) == (16, 8, 4, 4)
+    assert (d.stem_multiplier, d.shared, d.mode, d.auxiliary, d.drop_path) == (
+        3, True, "full", False, 0.0,
+    )  # fmt: skip
+    assert (p.shared, p.mode) == (False, "sample") and p.init_channels == 16
+
+
+def test_shared_supernet_structure():
+    model = DartsSpace(tiny(num_cells=5), rng=np.random.RandomState(0))
+    edges = 2 + 3 + 4  # 3 nodes: inputs 2, 3, 4
+    # reduction cells at 5 // 3 = 1 and 2 * 5 // 3 = 3
+    assert [c.reduction for c in model.cells] == [False, True, False, True, False]
+    assert [type(c.pre0) for c in model.cells] == [
+        ReLUConvBN, ReLUConvBN, FactorizedReduce, ReLUConvBN, FactorizedReduce,
+    ]  # fmt: skip
+    arch = model.get_arch_parameters()
+    assert len(arch) == 2 * edges
+    assert list(arch)[:3] == ["normal/edge_2_0", "normal/edge_2_1", "normal/edge_3_0"]
+    assert list(arch)[edges] == "reduce/edge_2_0"
+    choices = model.choices()
+    assert len(choices) == 5 * edges and "cells/3/edge_4_2" in choices
+    # every normal cell's MixedOp of an edge holds the same Parameter, and so do reduce cells
+    for label in ("edge_2_0", "edge_4_3"):
+        normal = {id(choices[f"cells/{k}/{label}"].alpha) for k in (0, 2, 4)}
+        reduce = {id(choices[f"cells/{k}/{label}"].alpha) for k in (1, 3)}
+        assert normal == {id(arch[f"normal/{label}"])}
+        assert reduce == {id(arch[f"reduce/{label}"])}
+    assert all(op.names == list(PRIMITIVES) and op.mode == "full" for op in choices.values())
+    # DARTS' initialisation: 1e-3 * randn
+    values = np.concatenate([p.d.ravel() for p in arch.values()])
+    assert 0 < np.abs(values).max() < 6e-3
+    # channels: stem 3*4 = 12; C doubles at the reductions; outputs multiplier * C
+    assert model.stem[0]._W.shape == (12, 1, 3, 3)
+    assert [c.out_channels for c in model.cells] == [8, 16, 16, 32, 32]
+    assert model.classifier._W.shape == (32, 10)
+    # the genotype is keyed by architecture parameter
+    geno = model.genotype()
+    assert list(geno) == [k for k in arch] and set(geno.values()) <= set(PRIMITIVES)
+
+
+def test_unshared_has_one_parameter_per_edge():
+    model = PnasSpace(PnasConfig(in_channels=1, init_channels=4, num_cells=3, num_choices=2,
+                                 multiplier=2))  # fmt: skip
+    arch = model.get_arch_parameters()
+    assert len(arch) == 3 * (2 + 3) == len(model.choices())
+    assert "cells/2/edge_3_1/alpha" in arch
+    assert list(model.genotype())[0] == "cells/0/edge_2_0"
+    assert all(op.mode == "sample" for op in model.choices().values())
+    assert model.export_files is not None and not model.export_files(".")  # no arch.json
+
+
+def test_search_cell_matches_a_hand_computed_mixture():
+    """Inference output of one cell = concat over the last nodes of sum_j sum_i p_ij op_i(s_j)."""
+    rng = np.random.RandomState(1)
+    cell = SearchCell(2, 2, 6, 6, 4, reduction=True, reduction_prev=False, mode="full",
+                      alphas=None, rng=rng)  # fmt: skip
+    randomize(cell, rng)
+    cell.training = False
+    s0 = nn.Variable.from_numpy_array(rng.normal(size=(2, 6, 6, 6)).astype(np.float32))
+    s1 = nn.Variable.from_numpy_array(rng.normal(size=(2, 6, 6, 6)).astype(np.float32))
+    y = cell(s0, s1)
+    y.forward()
+    assert y.shape == (2, 8, 3, 3)
+
+    def value(v):
+        if v.parent is not None:  # (an identity returns its input variable)
+            v.forward()
+        return v.d.astype(np.float64)
+
+    states = [value(cell.pre0(s0)), value(cell.pre1(s1))]
+    inputs = [cell.pre0(s0), cell.pre1(s1)]
+    for node in (2, 3):
+        total = 0.0
+        for j in range(node):
+            op = getattr(cell, f"edge_{node}_{j}")
+            p = softmax(op.alpha.d)
+            for i, cand in enumerate(op.ops):
+                total = total + p[i] * value(cand(inputs[j]))
+        states.append(total)
+        inputs.append(nn.Variable.from_numpy_array(total.astype(np.float32)))
+    ref = np.concatenate(states[-2:], axis=1)
+    np.testing.assert_allclose(y.d, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_supernet_forward_backward(shared):
+    model = DartsSpace(tiny(shared=shared, num_choices=2), rng=np.random.RandomState(2))
+    rng = np.random.RandomState(0)
+    x = nn.Variable.from_numpy_array(rng.normal(size=(2, 1, 16, 16)).astype(np.float32))
+    t = nn.Variable.from_numpy_array(np.array([[3], [7]], dtype=np.int32))
+    out = model(x)
+    assert out.shape == (2, 10)
+    loss = model.loss(out, t)
+    params = model.get_parameters(grad_only=True)
+    for p in params.values():
+        p.grad.zero()
+    loss.forward()
+    logits = out.d.astype(np.float64)
+    loss.backward()
+    logp = logits - logits.max(1, keepdims=True)
+    logp -= np.log(np.exp(logp).sum(1, keepdims=True))
+    assert loss.d == pytest.approx(-(logp[0, 3] + logp[1, 7]) / 2, rel=1e-5)
+    arch = model.get_arch_parameters()
+    assert all(np.abs(p.g).sum() > 0 for p in arch.values())  # full mode: every logit
+    assert np.abs(params["stem/0/_W"].g).sum() > 0
+    assert np.abs(params["cells/0/edge_3_2/ops/4/op1/dw/_W"].g).sum() > 0  # a sep_conv_3x3
+
+
+def test_sample_mode_runs_one_candidate_per_edge():
+    model = PnasSpace(PnasConfig(in_channels=1, init_channels=4, num_cells=3, num_choices=2,
+                                 multiplier=1), rng=np.random.RandomState(3))  # fmt: skip
+    x = nn.Variable.from_numpy_array(np.random.RandomState(0).rand(2, 1, 8, 8).astype("f4"))
+    out = model(x)
+    F.mean(out).forward()
+    assert all(op.active_index is not None for op in model.choices().values())
+
+
+def test_summary_and_architecture_graph():
+    model = DartsSpace(tiny(), rng=np.random.RandomState(0))
+    model.get_arch_parameters()["normal/edge_2_1"].d = np.log(
+        np.array([0.1, 0.1, 0.1, 0.1, 0.3, 0.1, 0.1, 0.1])
+    ).reshape(8, 1, 1, 1, 1)
+    text = model.summary()
+    line = next(li for li in text.splitlines() if li.startswith("normal/edge_2_1"))
+    assert line.split() == ["normal/edge_2_1", "sep_conv_3x3", "0.300"]
+    assert len(text.splitlines()) == 2 + 2 * (2 + 3 + 4)
+    graph = model.arch_graph((1, 16, 16))
+    cells = [n for n in graph.nodes if n.name.startswith("cell")]
+    assert [n.shape for n in cells] == [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
+    assert "sep_conv_3x3(1)" in cells[0].label and "(reduce)" in cells[1].label
+
+
+@pytest.mark.parametrize(
+    "kw, key, words",
+    [
+        (dict(multiplier=4), "multiplier", "1..num_choices"),
+        (dict(multiplier=0), "multiplier", "1..num_choices"),
+        (dict(num_cells=0), "num_cells", ">= 1"),
+        (dict(num_cells=2), "num_cells", ">= 3"),
+        (dict(init_channels=0), "init_channels", ">= 1"),
+        (dict(mode="argmax"), "mode", "full, sample, max"),
+        (dict(drop_path=1.0), "drop_path", "[0, 1)"),
+        (dict(in_channels=0), "in_channels", ">= 1"),
+    ],
+)
+def test_bad_config_names_the_key(kw, key, words):
+    cfg = tiny(**kw)
+    with pytest.raises(ConfigError) as err:
+        DartsSpace(cfg)
+    assert err.value.key == key and words in str(err.value)
+
+
+def test_keys_through_the_experiment_parser():
+    with pytest.raises(ConfigError) as err:
+        parse_network({"search_space": "darts", "num_choice": 3}, "network")
+    assert err.value.key == "network.num_choice" and "num_choices" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        parse_network({"search_space": "pnas", "drop_path": 2}, "network")
+    assert err.value.key == "network.drop_path"
+    keys = {"init_channels": 8, "num_cells": 5, "num_classes": 10, "num_choices": 3,
+            "multiplier": 3, "stem_multiplier": 2, "shared": False, "mode": "max",
+            "auxiliary": True, "drop_path": 0.1, "genotype": None}  # fmt: skip
+    cfg = ExperimentConfig.from_dict(
+        {"input_shape": [1, 16, 16], "network": {"search_space": "darts", **keys}}
+    )
+    assert cfg.network.space.in_channels == 1  # filled from input_shape
+    assert all(getattr(cfg.network.space, k) == v for k, v in keys.items())
+    with pytest.raises(ConfigError, match="genotype file 'arch.json' must be loaded"):
+        DartsSpace(tiny(genotype="arch.json"))
+
+
+def test_input_channels_mismatch_is_a_clear_error():
+    model = DartsSpace(tiny(in_channels=3))
+    with pytest.raises(ConfigError, match="set network.in_channels"):
+        model(nn.Variable((2, 1, 16, 16)))
+
+
+def test_mixed_ops_are_the_choices():
+    model = DartsSpace(tiny())
+    assert all(isinstance(op, MixedOp) for op in model.choices().values())
+    assert not set(model.get_arch_parameters()) & set(model.get_net_parameters())
