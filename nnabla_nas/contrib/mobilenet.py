@@ -265,14 +265,7 @@ class MobileNetSpace(Model):
         genotype: Genotype | Mapping[str, str] | None = None,
         rng: np.random.RandomState | None = None,
     ) -> None:
-        cfg.check()
-        if cfg.genotype is not None and genotype is None:
-            raise ConfigError(
-                f"the genotype file {cfg.genotype!r} must be loaded by the caller "
-                "(nnabla_nas.genotype.load_genotype) and passed as `genotype`",
-                key="genotype",
-            )
-        rng = np.random.RandomState(0) if rng is None else rng
+        rng = self.prepare(cfg, genotype, rng)
         self.cfg = cfg
         w = cfg.width_mult
         self._stem_channels = make_divisible(_STEM_CHANNELS * w)

@@ -22,7 +22,7 @@ import nnabla as nn
 import nnabla.functions as F
 import numpy as np
 
-from ..errors import GenotypeError
+from ..errors import ConfigError, GenotypeError
 from ..genotype import Genotype
 from ..module import MixedOp, Module, arch_parameters, net_parameters
 from ..visualize import ArchGraph, ArchNode, kernel_of
@@ -56,6 +56,22 @@ class Model(Module):
         raise NotImplementedError(f"{type(self).__name__} must implement call(x)")
 
     # ------------------------------------------------------------------ losses and metrics
+
+    @staticmethod
+    def prepare(
+        cfg: Any, genotype: Any, rng: np.random.RandomState | None
+    ) -> np.random.RandomState:
+        """What every space's constructor does first: checks ``cfg``, refuses a genotype path
+        that the caller did not load, and returns the weights' RNG (seed 0 when none is given).
+        """
+        cfg.check()
+        if getattr(cfg, "genotype", None) is not None and genotype is None:
+            raise ConfigError(
+                f"the genotype file {cfg.genotype!r} must be loaded by the caller "
+                "(nnabla_nas.genotype.load_genotype) and passed as `genotype`",
+                key="genotype",
+            )
+        return np.random.RandomState(0) if rng is None else rng
 
     def loss(self, outputs: Any, target: nn.Variable, aux_weight: float = 0.0) -> nn.Variable:
         """Mean softmax cross-entropy.

@@ -176,14 +176,7 @@ class DartsSpace(Model):
         genotype: Genotype | CellGenotype | None = None,
         rng: np.random.RandomState | None = None,
     ) -> None:
-        cfg.check()
-        if cfg.genotype is not None and genotype is None:
-            raise ConfigError(
-                f"the genotype file {cfg.genotype!r} must be loaded by the caller "
-                "(nnabla_nas.genotype.load_genotype) and passed as `genotype`",
-                key="genotype",
-            )
-        rng = np.random.RandomState(0) if rng is None else rng
+        rng = self.prepare(cfg, genotype, rng)
         self.cfg = cfg
         self.in_channels = cfg.in_channels or 3
         self._reductions = reduction_cells(cfg.num_cells)

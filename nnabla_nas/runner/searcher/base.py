@@ -27,8 +27,9 @@ import math
 import re
 import shutil
 from collections import OrderedDict
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
+import nnabla as nn
 import numpy as np
 
 from ...genotype import save_genotype
@@ -94,6 +95,19 @@ class Searcher(Runner):
         finally:
             for op, old in previous:
                 op.rule = old
+
+    @contextlib.contextmanager
+    def frozen(self, params: Mapping[str, nn.Variable]) -> Iterator[None]:
+        """No gradient for ``params`` inside the block: their part of the backward is skipped
+        (e.g. the weights during an architecture step); ``need_grad`` comes back after."""
+        frozen = [p for p in params.values() if p.need_grad]
+        for p in frozen:
+            p.need_grad = False
+        try:
+            yield
+        finally:
+            for p in frozen:
+                p.need_grad = True
 
     @contextlib.contextmanager
     def eval_mode(self) -> Iterator[None]:

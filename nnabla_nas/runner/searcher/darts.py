@@ -148,18 +148,6 @@ class DartsSearcher(Searcher):
             )
 
     # ------------------------------------------------------------------ helpers
-    @contextlib.contextmanager
-    def _frozen(self, params: OrderedDict[str, nn.Variable]) -> Iterator[None]:
-        # No gradient for these parameters inside the block (skips their part of the backward).
-        frozen = [p for p in params.values() if p.need_grad]
-        for p in frozen:
-            p.need_grad = False
-        try:
-            yield
-        finally:
-            for p in frozen:
-                p.need_grad = True
-
     def _gradients(self, batch: Batch) -> dict[str, float]:
         """Zeroes, then accumulates, the gradients of the mean loss of ``batch`` (full mode)."""
         _zero_grad(self.weights.values())
@@ -184,7 +172,7 @@ class DartsSearcher(Searcher):
     def train_step(self, batch: Batch, phase: str) -> dict[str, float]:
         """Trains every weight of the full-mode supernet; the logits get no gradient."""
         opt = self.optimizers[phase]
-        with self._frozen(self.arch):
+        with self.frozen(self.arch):
             metrics = self._gradients(batch)
         opt.update(self._phase_iteration(phase))
         _zero_grad(self.arch.values())
@@ -210,7 +198,7 @@ class DartsSearcher(Searcher):
 
     def first_order_gradient(self, batch: Batch) -> dict[str, float]:
         """Writes ``grad_alpha L_val(w, alpha)`` into the logits' ``.g``."""
-        with self._frozen(self.weights):
+        with self.frozen(self.weights):
             return self._gradients(batch)
 
     def virtual_step(self, w: Arrays, grad: Arrays, xi: float) -> Arrays:
@@ -244,7 +232,7 @@ class DartsSearcher(Searcher):
         xi = self.unrolled_lr()
         w = _copy(self.weights)
         try:
-            with self._frozen(self.arch):
+            with self.frozen(self.arch):
                 self._gradients(train_batch)
             # Data-parallel ranks: the virtual step and dw of the whole batch (the logits'
             # gradient, linear in the batch, is averaged by the valid optimizer's update).
@@ -262,7 +250,7 @@ class DartsSearcher(Searcher):
                 sides = []
                 for sign in (1.0, -1.0):
                     _assign(self.weights, {k: w[k] + sign * eps * dw[k] for k in w})
-                    with self._frozen(self.weights):
+                    with self.frozen(self.weights):
                         self._gradients(train_batch)
                     sides.append(_copy(self.arch, grad=True))
                 for k in grad_alpha:

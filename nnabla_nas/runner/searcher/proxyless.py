@@ -287,24 +287,12 @@ class ProxylessNasSearcher(Searcher):
                 out = F.mul2(y, g) if out is None else out + F.mul2(y, g)
             return out
 
-        with self.use_rule(rule), self._frozen_weights():
+        with self.use_rule(rule), self.frozen(self.model.get_net_parameters()):
             metrics = self.accumulate(batch, cache=False, key="arch")
         for key, (i, j, _) in draws.items():
             alpha = self._groups[key][0]
             alpha.g = pair_gradient(alpha.d, (i, j), gates[key].g).astype(np.float32)
         return metrics
-
-    @contextlib.contextmanager
-    def _frozen_weights(self) -> Iterator[None]:
-        # The architecture step needs no weight gradient: not computing it halves the backward.
-        frozen = [p for p in self.model.get_net_parameters().values() if p.need_grad]
-        for p in frozen:
-            p.need_grad = False
-        try:
-            yield
-        finally:
-            for p in frozen:
-                p.need_grad = True
 
     # ------------------------------------------------------------------ REINFORCE
     def hardware_gradient(self, metrics: dict[str, float]) -> bool:
