@@ -313,15 +313,8 @@ class MobileNetSpace(Model):
 
     def _check_genotype(self, genotype: Genotype | Mapping[str, str]) -> dict[str, str]:
         """Validates a genotype against the choices of this configuration."""
-        where = "the genotype"
+        where = self.genotype_source(genotype)
         if isinstance(genotype, Genotype):
-            if genotype.source:
-                where = f"genotype file {genotype.source!r}"
-            if genotype.space.lower() != self.space_name:
-                raise GenotypeError(
-                    f"{where} belongs to search space {genotype.space!r}, not {self.space_name!r}",
-                    key="genotype",
-                )
             genotype = genotype.choices
         labels = {
             f"blocks/{i}": options

@@ -73,6 +73,19 @@ class Model(Module):
             )
         return np.random.RandomState(0) if rng is None else rng
 
+    def genotype_source(self, genotype: Any) -> str:
+        """How error messages name ``genotype`` (its file when it has one); a
+        :class:`~nnabla_nas.genotype.Genotype` of another space is a GenotypeError."""
+        if not isinstance(genotype, Genotype):
+            return "the genotype"
+        where = f"genotype file {genotype.source!r}" if genotype.source else "the genotype"
+        if genotype.space.lower() != self.space_name:
+            raise GenotypeError(
+                f"{where} belongs to search space {genotype.space!r}, not {self.space_name!r}",
+                key="genotype",
+            )
+        return where
+
     def loss(self, outputs: Any, target: nn.Variable, aux_weight: float = 0.0) -> nn.Variable:
         """Mean softmax cross-entropy.
 

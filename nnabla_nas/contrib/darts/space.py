@@ -326,15 +326,8 @@ class DartsSpace(Model):
 
     # ------------------------------------------------------------------ genotype -> cells
     def _plan(self, genotype: Any) -> list[CellSpec]:
-        where = "the genotype"
+        where = self.genotype_source(genotype)
         if isinstance(genotype, Genotype):
-            if genotype.source:
-                where = f"genotype file {genotype.source!r}"
-            if genotype.space.lower() != self.space_name:
-                raise GenotypeError(
-                    f"{where} belongs to search space {genotype.space!r}, not {self.space_name!r}",
-                    key="genotype",
-                )
             if genotype.cell is None:
                 multiplier = genotype.extra.get("multiplier", self.cfg.multiplier)
                 return specs_from_logits(genotype.logits, self.cfg.num_cells, self._reductions,
