@@ -340,13 +340,7 @@ class MobileNetSpace(Model):
         return {label: genotype[label] for label in labels}
 
     def call(self, x: nn.Variable) -> nn.Variable:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ConfigError(
-                f"the network expects inputs (batch, {self.in_channels}, height, width), got "
-                f"{tuple(x.shape)}; set network.in_channels to the images' channels "
-                "(input_shape[0])",
-                key="in_channels",
-            )
+        self.check_input(x)
         out = self.first(self.stem(x))
         for block in self.blocks:
             out = block(out)

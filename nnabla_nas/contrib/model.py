@@ -86,6 +86,16 @@ class Model(Module):
             )
         return where
 
+    def check_input(self, x: nn.Variable) -> None:
+        """Refuses an input that is not ``(batch, self.in_channels, height, width)``."""
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ConfigError(
+                f"the network expects inputs (batch, {self.in_channels}, height, width), got "
+                f"{tuple(x.shape)}; set network.in_channels to the images' channels "
+                "(input_shape[0])",
+                key="in_channels",
+            )
+
     def loss(self, outputs: Any, target: nn.Variable, aux_weight: float = 0.0) -> nn.Variable:
         """Mean softmax cross-entropy.
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from ...module import BatchNormalization, Conv, Identity, Linear, Module, ReLU, Zero
 from .genotype import CellSpec, edge_label
-from .ops import FactorizedReduce, ReLUConvBN, make_op
+from .ops import cell_inputs, make_op
 
 __all__ = ["AuxiliaryHead", "DropPath", "FixedCell"]
 
@@ -79,11 +79,7 @@ class FixedCell(Module):
     ) -> None:
         self.reduction = reduction
         self.spec = spec
-        if reduction_prev:
-            self.pre0 = FactorizedReduce(prev_prev, channels, affine=True, rng=rng)
-        else:
-            self.pre0 = ReLUConvBN(prev_prev, channels, 1, affine=True, rng=rng)
-        self.pre1 = ReLUConvBN(prev, channels, 1, affine=True, rng=rng)
+        self.pre0, self.pre1 = cell_inputs(prev_prev, prev, channels, reduction_prev, True, rng)
         self.zero = Zero(2 if reduction else 1)  # a node without edges
         if drop_path is not None:
             self.drop_path = drop_path

@@ -39,6 +39,7 @@ from ...module import (
 )
 
 __all__ = [
+    "cell_inputs",
     "PRIMITIVES",
     "DilConv",
     "FactorizedReduce",
@@ -189,6 +190,18 @@ class Pool(Module):
     def call(self, x: nn.Variable) -> nn.Variable:
         out = self.pool(x)
         return self.bn(out) if "bn" in self.modules else out
+
+
+def cell_inputs(
+    prev_prev: int, prev: int, channels: int, reduction_prev: bool, affine: bool, rng: Rng | None
+) -> tuple[Module, Module]:
+    """The two input nodes of a cell: ``c_{k-2}`` (factorized reduce after a reduction cell,
+    whose output is twice as small) and ``c_{k-1}``, both brought to ``channels``."""
+    if reduction_prev:
+        pre0: Module = FactorizedReduce(prev_prev, channels, affine=affine, rng=rng)
+    else:
+        pre0 = ReLUConvBN(prev_prev, channels, 1, affine=affine, rng=rng)
+    return pre0, ReLUConvBN(prev, channels, 1, affine=affine, rng=rng)
 
 
 def make_op(

@@ -18,7 +18,7 @@ import numpy as np
 
 from ...module import MixedOp, Module, Parameter
 from .genotype import edge_label
-from .ops import PRIMITIVES, FactorizedReduce, ReLUConvBN, make_op
+from .ops import PRIMITIVES, cell_inputs, make_op
 
 __all__ = ["SearchCell", "init_alpha"]
 
@@ -64,11 +64,7 @@ class SearchCell(Module):
         rng: np.random.RandomState,
     ) -> None:
         self.reduction = reduction
-        if reduction_prev:
-            self.pre0 = FactorizedReduce(prev_prev, channels, affine=False, rng=rng)
-        else:
-            self.pre0 = ReLUConvBN(prev_prev, channels, 1, affine=False, rng=rng)
-        self.pre1 = ReLUConvBN(prev, channels, 1, affine=False, rng=rng)
+        self.pre0, self.pre1 = cell_inputs(prev_prev, prev, channels, reduction_prev, False, rng)
         self._num_nodes = num_nodes
         self._multiplier = multiplier
         for node in range(2, 2 + num_nodes):

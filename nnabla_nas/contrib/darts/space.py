@@ -226,13 +226,7 @@ class DartsSpace(Model):
 
     # ------------------------------------------------------------------ forward
     def call(self, x: nn.Variable) -> Any:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ConfigError(
-                f"the network expects inputs (batch, {self.in_channels}, height, width), got "
-                f"{tuple(x.shape)}; set network.in_channels to the images' channels "
-                "(input_shape[0])",
-                key="in_channels",
-            )
+        self.check_input(x)
         s0 = s1 = self.stem(x)
         aux = None
         for i, cell in enumerate(self.cells):
