@@ -16,11 +16,13 @@ from nnabla_nas.module.mixedop import (
     DEFAULT_RULES,
     MixedOp,
     arch_parameters,
+    choice_groups,
     full_rule,
     max_rule,
     net_parameters,
     sample_rule,
     softmax,
+    use_architecture,
 )
 from nnabla_nas.module.module import Module, read_parameter_file
 from nnabla_nas.module.normalization import BatchNormalization
@@ -57,6 +59,8 @@ __all__ = [
     "max_rule",
     "DEFAULT_RULES",
     "softmax",
+    "choice_groups",
+    "use_architecture",
     "arch_parameters",
     "net_parameters",
 ]

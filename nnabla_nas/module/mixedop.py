@@ -10,9 +10,10 @@ architecture gradient, and may call the default rules from it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections import OrderedDict
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import nnabla as nn
 import nnabla.functions as F
@@ -97,6 +98,9 @@ class MixedOp(Module):
         rng: None uses a fresh, unseeded RandomState; pass a seeded one for reproducible
             sampling.
         names: candidate labels (default: the candidates' class names).
+        label: the label of the decision this choice makes. MixedOps given the same label are
+            one decision (e.g. the same edge of every normal cell): searchers give them one
+            distribution and one sampled candidate. None: the MixedOp's module path.
     """
 
     def __init__(
@@ -106,6 +110,7 @@ class MixedOp(Module):
         alpha: Parameter | None = None,
         rng: np.random.RandomState | None = None,
         names: Sequence[str] | None = None,
+        label: str | None = None,
     ) -> None:
         self.ops = ModuleList(operators)
         n = len(self.ops)
@@ -126,6 +131,9 @@ class MixedOp(Module):
             raise ValueError(f"MixedOp has {n} candidates but {len(self.names)} names")
         self.active_index: int | None = None
         self.rule = None
+        if label is not None and (not isinstance(label, str) or not label):
+            raise ValueError(f"MixedOp label must be a non-empty string, got {label!r}")
+        self.label = label
 
     @property
     def mode(self) -> str:
@@ -159,6 +167,46 @@ class MixedOp(Module):
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}, names={self.names}"
+
+
+def choice_groups(module: Module) -> OrderedDict[str, list[MixedOp]]:
+    """The decisions under ``module``: ``label -> [MixedOp, ...]`` in module order.
+
+    A MixedOp's label is its ``label`` when given, else its module path; MixedOps with the same
+    label (a shared decision) are listed together, under the position of the first one.
+    """
+    groups: OrderedDict[str, list[MixedOp]] = OrderedDict()
+    for path, m in module.get_modules():
+        if isinstance(m, MixedOp):
+            groups.setdefault(m.label if m.label is not None else path, []).append(m)
+    return groups
+
+
+@contextlib.contextmanager
+def use_architecture(module: Module, architecture: Mapping[str, int]) -> Iterator[None]:
+    """Graphs built inside the block run one candidate per decision: ``architecture[label]``.
+
+    Every MixedOp under ``module`` gets a rule for the duration (the previous rules come back
+    after); a label missing from ``architecture`` is a KeyError naming it.
+    """
+    groups = choice_groups(module)
+    missing = [label for label in groups if label not in architecture]
+    if missing:
+        raise KeyError(f"the architecture gives no candidate for {missing[:5]}")
+    index = {id(op): int(architecture[label]) for label, ops in groups.items() for op in ops}
+
+    def rule(op: MixedOp, *inputs: Any) -> nn.Variable:
+        op.active_index = index[id(op)]
+        return op.ops[op.active_index](*inputs)
+
+    previous = [(op, op.rule) for ops in groups.values() for op in ops]
+    for op, _ in previous:
+        op.rule = rule
+    try:
+        yield
+    finally:
+        for op, old in previous:
+            op.rule = old
 
 
 def arch_parameters(module: Module, grad_only: bool = False) -> OrderedDict[str, Parameter]:

@@ -226,3 +226,34 @@ def test_mixedop_refuses_bad_arguments():
     with pytest.raises(ConfigError):
         op.mode = "nope"
     assert "mode='full', names=['skip']" in repr(op)
+
+
+def test_choice_groups_join_shared_labels_and_use_architecture_runs_the_given_candidates():
+    from nnabla_nas.module import Identity, Lambda, Module, choice_groups, use_architecture
+
+    class Net(Module):
+        def __init__(self):
+            self.a = MixedOp([Identity(), Lambda(lambda v: v * 3)], label="shared")
+            self.b = MixedOp([Identity(), Lambda(lambda v: v * 3)], label="shared")
+            self.c = MixedOp([Identity(), Lambda(lambda v: v * 2)])
+
+        def call(self, x):
+            return self.c(self.a(x) + self.b(x))
+
+    net = Net()
+    groups = choice_groups(net)
+    assert list(groups) == ["shared", "c"]
+    assert groups["shared"] == [net.a, net.b] and groups["c"] == [net.c]
+    x = nn.Variable.from_numpy_array(np.ones((1, 2), dtype=np.float32))
+    for arch, expected in (({"shared": 0, "c": 0}, 2.0), ({"shared": 1, "c": 1}, 12.0),
+                           ({"shared": 1, "c": 0}, 6.0)):  # fmt: skip
+        with use_architecture(net, arch):
+            y = net(x)
+        y.forward()
+        np.testing.assert_allclose(y.d, expected)
+        assert net.a.rule is None and net.c.rule is None  # restored
+    with pytest.raises(KeyError, match="'c'"):
+        with use_architecture(net, {"shared": 0}):
+            pass
+    with pytest.raises(ValueError, match="label"):
+        MixedOp([Identity()], label="")

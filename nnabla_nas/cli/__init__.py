@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .config import ExperimentConfig, parse_dataclass
-from .errors import ConfigError, GenotypeError, Interrupted, NnasError, OutputError
-from .utils.io import atomic_write_json
+from ..config import ExperimentConfig, parse_dataclass
+from ..errors import ConfigError, GenotypeError, Interrupted, NnasError, OutputError
+from ..utils.io import atomic_write_json
 
 logger = logging.getLogger("nnabla_nas")
 
@@ -34,8 +34,8 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; ``--help`` lists the algorithms and search spaces."""
-    from .contrib import SPACES
-    from .runner import ALGORITHMS
+    from ..contrib import SPACES
+    from ..runner import ALGORITHMS
 
     epilog = (
         f"algorithms (-a): {', '.join(ALGORITHMS.names())}\n"
@@ -284,15 +284,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses ``argv``, runs the experiment and returns its results (raises on errors)."""
     import numpy as np
 
-    from .assemble import (
+    from ..assemble import (
         build_data,
         build_model,
         build_regularizers,
         load_data,
         load_network_genotype,
     )
-    from .distributed import make_communicator
-    from .runner import ALGORITHMS
+    from ..distributed import make_communicator
+    from ..runner import ALGORITHMS
 
     setup_logging(None)
     args = build_parser().parse_args(argv)
@@ -312,7 +312,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     resolved = cfg.to_dict()
     resolved["searcher"] = dataclasses.asdict(options)
     if saved is not None:
-        from .resume import check_resume_config
+        from ..resume import check_resume_config
 
         changed = check_resume_config(read_experiment(str(saved)), resolved, str(saved))
     genotype = load_network_genotype(cfg)
@@ -381,7 +381,7 @@ def _failed(code: int, message: str | None, collective: bool) -> int:
     """Reports a failure and returns its exit code. Under mpirun rank 0 reports (another rank
     only a failure of its own), and :func:`~nnabla_nas.distributed.end_failed_run` makes sure
     that no process is left waiting for one that failed."""
-    from .distributed import end_failed_run, launched_rank
+    from ..distributed import end_failed_run, launched_rank
 
     rank = launched_rank()
     text = f"[rank {rank}] {message}" if rank and message else message
