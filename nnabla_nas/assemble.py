@@ -1,6 +1,9 @@
-"""Assembling components from a parsed experiment: the genotype, the model and the loaders.
+"""Assembling components from a parsed experiment: the genotype, the model, the loaders, the
+hardware constraints, the loop's options and the algorithm.
 
-Called by the CLI (and by tests and benchmarks that build runs without it).
+The only place (with the CLI) that reads :class:`~nnabla_nas.config.ExperimentConfig`: every
+component below receives typed constructor arguments. Called by the CLI (and by tests and
+benchmarks that build runs without it).
 """
 
 from __future__ import annotations
@@ -11,8 +14,9 @@ from typing import Any
 import numpy as np
 
 from .config import ExperimentConfig
+from .data.bundle import DataBundle
 from .errors import ConfigError
-from .runner.runner import DataBundle
+from .runner.options import LoopOptions
 
 logger = logging.getLogger(__name__)
 
@@ -27,9 +31,7 @@ def load_network_genotype(cfg: ExperimentConfig) -> Any:
     return load_genotype(path, expected_space=cfg.network.search_space, key="network.genotype")
 
 
-def build_model(
-    cfg: ExperimentConfig, genotype: Any, search: bool, rng: np.random.RandomState
-) -> Any:
+def build_model(cfg: ExperimentConfig, genotype: Any, rng: np.random.RandomState) -> Any:
     """The network of ``cfg.network`` (the fixed network when a genotype is given)."""
     from .contrib import SPACES
 
@@ -86,42 +88,16 @@ def _num_classes(cfg: ExperimentConfig) -> int | None:
     return None
 
 
-def train_augment(cfg: ExperimentConfig, splits: Any) -> Any:
-    """The training augmentation: pad-and-crop, flip (not for digits), Cutout, normalisation."""
-    from .data import Augment
-
-    _, h, w = cfg.input_shape
-    return Augment(
-        pad=max(2, h // 8) if h <= 64 else 0,
-        crop=(h, w),
-        flip=cfg.dataset not in ("mnist",),
-        cutout=cfg.cutout,
-        mean=splits.mean,
-        std=splits.std,
-    )
-
-
 def build_data(
     cfg: ExperimentConfig, splits: Any, search: bool, num_shards: int = 1, shard: int = 0
 ) -> DataBundle:
-    """The loaders of a run.
-
-    Search: the training set is split (stratified, by ``train_portion``) into a weight part and a
-    disjoint architecture part; validation metrics are measured on the architecture part.
-    Training: ``valid_portion`` of the training set is held out for validation (choosing the best
-    epoch); the test set is only reported.
-
-    Data-parallel processes (``num_shards`` of them, this one ``shard``; docs/distributed.rst):
-    every process takes ``batch_size_train / num_shards`` examples of each weight batch (and
-    ``batch_size_valid / num_shards`` of each architecture batch) from its shard, so the batch
-    sizes stay those of the whole step; evaluation shards use every example once.
+    """The loaders of a run (:func:`~nnabla_nas.data.make_loaders` with the experiment's keys).
 
     Raises:
-        ConfigError: with several processes, at ``batch_size_train`` (``batch_size_valid`` when
-            searching) when the batch does not split into whole mini-batches on each process.
+        ConfigError: the network has fewer outputs than the dataset classes, the images are
+            not ``input_shape``, or a split is smaller than a batch (naming the key).
     """
-    from .data import Augment, DataLoader, split_stratified
-    from .distributed import check_batch_split
+    from .data import make_loaders
 
     n_classes = _num_classes(cfg)
     if n_classes is not None and n_classes < splits.num_classes:
@@ -136,49 +112,48 @@ def build_data(
             f"not {cfg.input_shape}",
             key="input_shape",
         )
-    portion = cfg.train_portion if search else 1.0 - cfg.valid_portion
-    first, second = split_stratified(splits.train.labels, portion, seed=cfg.seed)
-    for name, part, batch in (("train", first, cfg.batch_size_train),
-                              ("valid", second, cfg.batch_size_valid)):  # fmt: skip
-        if len(part) < batch and name == "train":
-            raise ConfigError(
-                f"the {name} part has {len(part)} examples, fewer than one batch of {batch}",
-                key=f"batch_size_{name}",
-            )
-    train_batch, arch_batch = cfg.batch_size_train, cfg.batch_size_valid
-    eval_batch = -(-cfg.batch_size_valid // num_shards)
-    if num_shards > 1:
-        mini = cfg.mini_batch_train or train_batch
-        train_batch = check_batch_split(
-            train_batch, mini, num_shards, "batch_size_train", "mini_batch_train"
-        )
-        if search:
-            mini = cfg.mini_batch_valid or arch_batch
-            arch_batch = check_batch_split(
-                arch_batch, mini, num_shards, "batch_size_valid", "mini_batch_valid"
-            )
-    shards = {"num_shards": num_shards, "shard": shard}
-    evaluation = {"equal_shards": False, **shards}  # every example evaluated once
-    augment = train_augment(cfg, splits)
-    plain = Augment(mean=splits.mean, std=splits.std)
-    train = DataLoader(splits.train, first, train_batch, shuffle=True, seed=cfg.seed,
-                       transform=augment, drop_last=True, **shards)  # fmt: skip
-    valid = DataLoader(splits.train, second, eval_batch, transform=plain, **evaluation)
-    test = DataLoader(splits.test, None, eval_batch, transform=plain, **evaluation)
-    arch = None
-    if search:
-        if len(second) < cfg.batch_size_valid:
-            raise ConfigError(
-                f"the architecture part has {len(second)} examples, fewer than one batch of "
-                f"{cfg.batch_size_valid}; raise the dataset size or lower train_portion",
-                key="batch_size_valid",
-            )
-        arch = DataLoader(splits.train, second, arch_batch, shuffle=True,
-                          seed=cfg.seed + 7, transform=augment, drop_last=True,
-                          **shards)  # fmt: skip
-    logger.info(
-        "data %s (%s): %d train / %d %s / %d test examples",
-        cfg.dataset, splits.source, len(first), len(second),
-        "architecture" if search else "validation", len(splits.test),
+    return make_loaders(
+        cfg.dataset, search, splits=splits, data_dir=cfg.data_dir, input_shape=cfg.input_shape,
+        batch_size_train=cfg.batch_size_train, batch_size_valid=cfg.batch_size_valid,
+        mini_batch_train=cfg.mini_batch_train, mini_batch_valid=cfg.mini_batch_valid,
+        train_portion=cfg.train_portion, valid_portion=cfg.valid_portion, cutout=cfg.cutout,
+        seed=cfg.seed, num_shards=num_shards, shard=shard,
     )  # fmt: skip
-    return DataBundle(train=train, valid=valid, test=test, arch=arch)
+
+
+def loop_options(cfg: ExperimentConfig) -> LoopOptions:
+    """The loop's options of an experiment."""
+    return LoopOptions(
+        epochs=cfg.epoch,
+        warmup=cfg.warmup,
+        mini_batch_train=cfg.mini_batch_train,
+        mini_batch_valid=cfg.mini_batch_valid,
+        print_frequency=cfg.print_frequency,
+        checkpoint_every=cfg.checkpoint_every,
+        aux_weight=cfg.aux_weight,
+        input_shape=tuple(cfg.input_shape),
+    )
+
+
+def build_algorithm(
+    cfg: ExperimentConfig,
+    algorithm: type,
+    model: Any,
+    data: DataBundle,
+    output: Any,
+    options: Any,
+    regularizers: dict[str, Any],
+    comm: Any = None,
+) -> Any:
+    """The algorithm of an experiment (``-a``), ready to :meth:`run`."""
+    return algorithm(
+        model,
+        data,
+        output,
+        options=options,
+        loop=loop_options(cfg),
+        optimizers=cfg.optimizer,
+        regularizers=regularizers,
+        seed=cfg.seed,
+        comm=comm,
+    )

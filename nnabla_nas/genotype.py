@@ -27,7 +27,7 @@ import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Protocol
+from typing import Any, Mapping
 
 import h5py
 import numpy as np
@@ -75,29 +75,22 @@ class Genotype:
         self.logits = OrderedDict((str(k), np.asarray(v)) for k, v in self.logits.items())
 
 
-class _ExportsGenotype(Protocol):
-    def to_genotype(self, extra: Mapping[str, Any] | None = None) -> Genotype: ...
-
-
 def save_genotype(
-    path: str | os.PathLike,
-    genotype: Genotype | _ExportsGenotype,
-    extra: Mapping[str, Any] | None = None,
+    path: str | os.PathLike, genotype: Genotype, extra: Mapping[str, Any] | None = None
 ) -> Path:
     """Writes a genotype to ``path`` (``arch.h5``) atomically.
 
     Args:
         path: the file to write.
-        genotype: a :class:`Genotype`, or a model with ``to_genotype(extra)`` (every space's
-            :class:`~nnabla_nas.contrib.model.Model`).
+        genotype: a :class:`Genotype` (e.g. ``model.to_genotype(architecture, logits)``).
         extra: information merged into ``genotype.extra`` (must be JSON-serialisable).
 
     Returns:
         The path written.
     """
     if not isinstance(genotype, Genotype):
-        genotype = genotype.to_genotype(extra)
-    elif extra:
+        raise TypeError(f"expected a Genotype, got {type(genotype).__name__}")
+    if extra:
         genotype = Genotype(genotype.space, genotype.choices, genotype.logits, {**genotype.extra})
         genotype.extra.update(extra)
     path = Path(path)

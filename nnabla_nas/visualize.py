@@ -15,7 +15,7 @@ import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -134,33 +134,46 @@ def _genotype_graph(genotype: Any) -> ArchGraph:
     return ArchGraph.chain(nodes)
 
 
-def _as_graph(obj: Any, input_shape: Sequence[int] | None) -> ArchGraph:
+def _as_graph(
+    obj: Any,
+    input_shape: Sequence[int] | None,
+    architecture: Mapping[str, int] | None = None,
+    probabilities: Mapping[str, Any] | None = None,
+) -> ArchGraph:
     if isinstance(obj, ArchGraph):
         return obj
     if hasattr(obj, "arch_graph"):
         if input_shape is None:
             raise ValueError("input_shape is needed to draw a model")
-        return obj.arch_graph(tuple(input_shape))
+        return obj.arch_graph(tuple(input_shape), dict(architecture or {}), probabilities)
     if hasattr(obj, "choices") and hasattr(obj, "space"):
         return _genotype_graph(obj)
     raise TypeError(f"cannot draw {type(obj).__name__}: expected a Model, Genotype or ArchGraph")
 
 
 def architecture_dot(
-    model_or_genotype: Any, input_shape: Sequence[int] | None = None, rankdir: str = "TB"
+    model_or_genotype: Any,
+    input_shape: Sequence[int] | None = None,
+    rankdir: str = "TB",
+    architecture: Mapping[str, int] | None = None,
+    probabilities: Mapping[str, Any] | None = None,
 ) -> Any:
     """The architecture as a ``graphviz.Digraph`` (its ``.source`` is the DOT text).
 
     Args:
-        model_or_genotype: a space's Model (drawn by its ``arch_graph``: the current argmax
-            architecture, with tensor shapes), a Genotype (its choices in order), or an ArchGraph.
+        model_or_genotype: a space's Model (drawn by its ``arch_graph``, with tensor shapes),
+            a Genotype (its choices in order), or an ArchGraph.
         input_shape: the input shape without batch axis (e.g. ``(3, 32, 32)``); needed for a Model.
         rankdir: graphviz direction, ``TB`` (top-down: groups are rows) or ``LR`` (left to
             right: groups are columns).
+        architecture: for a supernet Model, the architecture drawn (``label -> index``); a
+            fixed network needs none.
+        probabilities: the searcher's probabilities of that architecture's choices, for spaces
+            that draw from them (DARTS' derived cells).
     """
     import graphviz
 
-    graph = _as_graph(model_or_genotype, input_shape)
+    graph = _as_graph(model_or_genotype, input_shape, architecture, probabilities)
     dot = graphviz.Digraph("architecture", format="png")
     dot.attr(rankdir=rankdir, fontname="Helvetica")
     dot.attr("node", fontname="Helvetica", fontsize="11")
@@ -214,17 +227,19 @@ def draw_architecture(
     path_png: str | os.PathLike,
     input_shape: Sequence[int] | None = None,
     rankdir: str = "TB",
+    architecture: Mapping[str, int] | None = None,
+    probabilities: Mapping[str, Any] | None = None,
 ) -> Path:
     """Renders the architecture to a PNG file, atomically.
 
-    A Model is drawn as its current argmax architecture (``arch_graph``), not the last sampled
-    path. See :func:`architecture_dot` for the arguments.
+    See :func:`architecture_dot` for the arguments.
 
     Raises:
         NnasError: graphviz's ``dot`` binary is missing (the message says how to install it).
     """
     _require_dot()
-    path = _render_png(architecture_dot(model_or_genotype, input_shape, rankdir), path_png)
+    dot = architecture_dot(model_or_genotype, input_shape, rankdir, architecture, probabilities)
+    path = _render_png(dot, path_png)
     logger.debug("architecture drawn to %s", path)
     return path
 

@@ -14,6 +14,7 @@ import pytest
 from nnabla_nas.contrib.mobilenet import MobileNetConfig, MobileNetSpace
 from nnabla_nas.errors import GenotypeError
 from nnabla_nas.genotype import FORMAT, Genotype, load_genotype, save_genotype
+from tests.arch import genotype_of, random_logits
 
 
 def small_cfg() -> MobileNetConfig:
@@ -27,12 +28,10 @@ def small_cfg() -> MobileNetConfig:
 
 
 @pytest.fixture
-def searched() -> MobileNetSpace:
+def searched():
+    """A supernet and random logits of its decisions (as a searcher holds them)."""
     model = MobileNetSpace(small_cfg(), rng=np.random.RandomState(0))
-    rng = np.random.RandomState(3)
-    for p in model.get_arch_parameters().values():
-        p.d = rng.normal(size=p.shape)
-    return model
+    return model, random_logits(model, seed=3)
 
 
 @pytest.fixture
@@ -43,44 +42,48 @@ def clean_nnabla_scope():
 
 
 def test_round_trip(tmp_path, searched, clean_nnabla_scope):
+    model, logits = searched
     path = tmp_path / "arch.h5"
-    save_genotype(path, searched, extra={"epoch": 4, "latency": np.float32(1.5)})
+    save_genotype(path, genotype_of(model, logits), extra={"epoch": 4, "latency": np.float32(1.5)})
     assert not [p for p in os.listdir(tmp_path) if p != "arch.h5"]  # no temp file left
 
     # nnabla itself reads the logits.
     nn.load_parameters(str(path))
     loaded = nn.get_parameters(grad_only=False)
-    arch = searched.get_arch_parameters()
-    assert list(loaded) == list(arch)
+    arch = logits.parameters()
+    assert list(loaded) == list(arch) == [f"blocks/{i}/alpha" for i in range(4)]
     for key, p in arch.items():
         np.testing.assert_array_equal(loaded[key].d, p.d)
         assert loaded[key].need_grad
 
     g = load_genotype(path, expected_space="mobilenet")
     assert g.space == "mobilenet"
-    assert g.choices == searched.genotype() and list(g.choices) == list(searched.choices())
+    names = model.genotype(logits.argmax())
+    assert g.choices == names and list(g.choices) == list(model.choices())
     assert g.extra == {"epoch": 4, "latency": 1.5}
     for key, p in arch.items():
         np.testing.assert_array_equal(g.logits[key], p.d)
     # argmax of the stored logits is the stored choice.
-    for label, op in searched.choices().items():
+    for label, op in model.choices().items():
         assert g.choices[label] == op.names[int(np.argmax(g.logits[f"{label}/alpha"]))]
 
     fixed = MobileNetSpace(small_cfg(), genotype=g)
-    assert fixed.block_names() == list(g.choices.values())
-    fresh = MobileNetSpace(small_cfg(), rng=np.random.RandomState(9))
-    fresh.set_arch_logits(g.logits)
-    assert fresh.genotype() == g.choices
+    assert fixed.block_names({}) == list(g.choices.values())
+    fresh = random_logits(MobileNetSpace(small_cfg(), rng=np.random.RandomState(9)), seed=5)
+    fresh.load(g.logits)
+    assert fresh.argmax() == logits.argmax()
 
 
 def test_choices_readable_without_the_code(tmp_path, searched):
+    model, logits = searched
     path = tmp_path / "arch.h5"
-    save_genotype(path, searched)
+    save_genotype(path, genotype_of(model, logits))
+    names = dict(model.genotype(logits.argmax()))
     with h5py.File(path, "r") as f:
         assert f.attrs["nnabla_nas_format"] == FORMAT
         assert f.attrs["nnabla_nas_space"] == "mobilenet"
-        assert json.loads(f.attrs["nnabla_nas_genotype"]) == dict(searched.genotype())
-        assert dict(f["nnabla_nas_choices"].attrs) == dict(searched.genotype())
+        assert json.loads(f.attrs["nnabla_nas_genotype"]) == names
+        assert dict(f["nnabla_nas_choices"].attrs) == names
         assert f["blocks/1/alpha"].attrs["index"] == 1
 
 
@@ -127,7 +130,7 @@ def test_plain_parameter_file_is_not_a_genotype(tmp_path, clean_nnabla_scope):
 
 def test_other_space(tmp_path, searched):
     path = tmp_path / "arch.h5"
-    save_genotype(path, searched)
+    save_genotype(path, genotype_of(*searched))
     with pytest.raises(GenotypeError) as err:
         load_genotype(path, expected_space="darts")
     msg = str(err.value)
@@ -145,7 +148,7 @@ def test_corrupt_choices(tmp_path):
 
 def test_genotype_of_another_configuration_is_refused(tmp_path, searched):
     path = tmp_path / "arch.h5"
-    save_genotype(path, searched)
+    save_genotype(path, genotype_of(*searched))
     g = load_genotype(path, "mobilenet")
     other = small_cfg()
     other.settings = [[16, 1, 2], [24, 2, 1]]  # one block fewer

@@ -5,10 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from nnabla_nas.config import ExperimentConfig, NetworkConfig, OptimizerConfig
 from nnabla_nas.contrib.model import Model
 from nnabla_nas.module import Linear
-from nnabla_nas.runner import DataBundle, Trainer
+from nnabla_nas.runner import DataBundle, LoopOptions, Trainer
 
 
 class TinyNet(Model):
@@ -35,18 +34,16 @@ class _Loader:
 
 
 def _trainer(mini: int, tmp_path) -> Trainer:
-    cfg = ExperimentConfig(
-        network=NetworkConfig("tiny", None),
-        batch_size_train=8,
-        mini_batch_train=mini,
-        optimizer={
-            "train": OptimizerConfig(
-                solver={"name": "Momentum", "lr": 0.3}, grad_clip=0.5, weight_decay=0.01
-            )
-        },
-    )
+    optimizers = {
+        "train": {"solver": {"name": "Momentum", "lr": 0.3}, "grad_clip": 0.5,
+                  "weight_decay": 0.01}
+    }  # fmt: skip
     loaders = DataBundle(train=_Loader(), valid=_Loader(), test=_Loader())
-    return Trainer(TinyNet(np.random.RandomState(0)), cfg, loaders, tmp_path)
+    loop = LoopOptions(mini_batch_train=mini, input_shape=(12,))
+    trainer = Trainer(TinyNet(np.random.RandomState(0)), loaders, tmp_path, loop=loop,
+                      optimizers=optimizers)  # fmt: skip
+    trainer.loop()  # set up
+    return trainer
 
 
 @pytest.mark.parametrize("mini", [1, 2, 4])
@@ -57,9 +54,10 @@ def test_accumulated_update_equals_one_pass(tmp_path, mini):
     weights = []
     for m in (8, mini):
         trainer = _trainer(m, tmp_path)
+        steps = trainer.ctx.steps
         for _ in range(3):  # momentum and clipping take part over several updates
-            metrics = trainer.train_step(trainer.split(x, y, m), "train")
-            trainer.iteration += 1
+            metrics = trainer.train_step(steps.split(x, y, m), "train")
+            trainer.loop().state.iteration += 1
         weights.append({k: v.d.copy() for k, v in trainer.model.get_parameters().items()})
         assert np.isfinite(metrics["loss"])
     for k in weights[0]:
@@ -79,6 +77,7 @@ def test_accumulate_reports_batch_means(tmp_path):
     p /= p.sum(1, keepdims=True)
     ce = -np.log(p[np.arange(8), y.ravel()]).mean()
     err = (logits.argmax(1) != y.ravel()).mean()
-    m = trainer.accumulate(trainer.split(x, y, 2), backward=False)
+    steps = trainer.ctx.steps
+    m = steps.accumulate(steps.split(x, y, 2), backward=False)
     assert m["loss"] == pytest.approx(ce, rel=1e-5)
     assert m["error"] == pytest.approx(err)

@@ -24,6 +24,11 @@ from nnabla_nas.visualize import (
 needs_dot = pytest.mark.skipif(shutil.which("dot") is None, reason="graphviz 'dot' not installed")
 
 
+#: The architecture drawn: blocks/0 MB6 5x5, blocks/1 skip_connect, blocks/2 MB3 7x7,
+#: blocks/3 MB3 3x3.
+ARCH = {"blocks/0": 1, "blocks/1": 3, "blocks/2": 2, "blocks/3": 0}
+
+
 @pytest.fixture
 def model() -> MobileNetSpace:
     cfg = MobileNetConfig(
@@ -34,16 +39,7 @@ def model() -> MobileNetSpace:
         in_channels=1,
         mode="sample",
     )
-    model = MobileNetSpace(cfg, rng=np.random.RandomState(0))
-    logits = {
-        "blocks/0": [0, 2, 0],  # MB6 5x5
-        "blocks/1": [0, 0, 0, 3],  # skip_connect
-        "blocks/2": [0, 0, 1],  # MB3 7x7
-        "blocks/3": [1, 0, 0, 0],  # MB3 3x3
-    }
-    for label, op in model.choices().items():
-        op.alpha.d = np.array(logits[label], dtype=np.float32).reshape(-1, 1, 1, 1, 1)
-    return model
+    return MobileNetSpace(cfg, rng=np.random.RandomState(0))
 
 
 def test_kernel_of():
@@ -52,7 +48,7 @@ def test_kernel_of():
 
 
 def test_graph_shapes(model):
-    graph = model.arch_graph((1, 28, 28))
+    graph = model.arch_graph((1, 28, 28), ARCH)
     shapes = {n.name: n.shape for n in graph.nodes}
     # 28 -/2 (stem)-> 14 -/2 (row 1)-> 7 -/2 (row 2)-> 4.
     assert shapes["stem"] == (8, 14, 14) and shapes["first"] == (8, 14, 14)
@@ -62,13 +58,13 @@ def test_graph_shapes(model):
     assert len(graph.edges) == len(graph.nodes) - 1
 
 
-def test_dot_source_draws_the_argmax_not_the_last_sample(model):
-    # A forward in sample mode may pick other paths; the drawing follows the argmax.
+def test_dot_source_draws_the_given_architecture_not_the_last_sample(model):
+    # A forward in sample mode may pick other paths; the drawing follows the architecture.
     import nnabla as nn
 
     x = nn.Variable((1, 1, 28, 28))
     model(x)
-    src = architecture_dot(model, (1, 28, 28)).source
+    src = architecture_dot(model, (1, 28, 28), architecture=ARCH).source
     for name in ("MB6 5x5", "MB3 7x7", "MB3 3x3", "skip"):
         assert name in src
     assert "8×7×7" in src and "1×28×28" in src and "1280×1×1" in src
@@ -90,7 +86,7 @@ def test_genotype_is_drawn_as_its_choices():
 @needs_dot
 def test_png(tmp_path, model):
     path = tmp_path / "arch.png"
-    assert draw_architecture(model, path, (1, 28, 28)) == path
+    assert draw_architecture(model, path, (1, 28, 28), architecture=ARCH) == path
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert os.listdir(tmp_path) == ["arch.png"]  # the temp file was renamed
@@ -105,5 +101,5 @@ def test_png(tmp_path, model):
 def test_missing_dot_is_a_clear_error(tmp_path, model, monkeypatch):
     monkeypatch.setattr(visualize.shutil, "which", lambda name: None)
     with pytest.raises(NnasError, match="apt-get install graphviz"):
-        draw_architecture(model, tmp_path / "arch.png", (1, 28, 28))
+        draw_architecture(model, tmp_path / "arch.png", (1, 28, 28), architecture=ARCH)
     assert not os.listdir(tmp_path)

@@ -257,34 +257,12 @@ def _resume_source(args: argparse.Namespace) -> Path | None:
     return saved
 
 
-def setup_logging(output: Path | None, rank: int = 0) -> None:
-    """Console logging, plus ``OUTPUT/log.txt``.
-
-    A data-parallel process other than rank 0 (``rank > 0``) logs only its errors, to the
-    console, prefixed with its rank: rank 0 reports the run.
-    """
-    logger.setLevel(logging.INFO if rank == 0 else logging.ERROR)
-    logger.propagate = False
-    for h in list(logger.handlers):
-        logger.removeHandler(h)
-        h.close()
-    prefix = f"[rank {rank}] " if rank else ""
-    fmt = logging.Formatter(f"%(asctime)s {prefix}[%(levelname)s] %(message)s",
-                            "%Y-%m-%d %H:%M:%S")  # fmt: skip
-    console = logging.StreamHandler(sys.stdout)
-    console.setFormatter(fmt)
-    logger.addHandler(console)
-    if output is not None and rank == 0:
-        fh = logging.FileHandler(output / "log.txt", mode="a")
-        fh.setFormatter(fmt)
-        logger.addHandler(fh)
-
-
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses ``argv``, runs the experiment and returns its results (raises on errors)."""
     import numpy as np
 
     from ..assemble import (
+        build_algorithm,
         build_data,
         build_model,
         build_regularizers,
@@ -293,6 +271,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     )
     from ..distributed import make_communicator
     from ..runner import ALGORITHMS
+    from ..runner.monitor import setup_logging
 
     setup_logging(None)
     args = build_parser().parse_args(argv)
@@ -328,7 +307,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     nn.random.seed(cfg.seed)
     nn.clear_parameters()
-    model = build_model(cfg, genotype, search=algo.search, rng=np.random.RandomState(cfg.seed))
+    model = build_model(cfg, genotype, rng=np.random.RandomState(cfg.seed))
     if not algo.search and model.choices():
         raise ConfigError(
             f"{algo_name} trains a fixed network but this {cfg.network.search_space} network has "
@@ -366,8 +345,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     logger.info("experiment %s -> %s (%s on %s)", args.file, output, algo_name, cfg.dataset)
     if comm.size > 1:
         logger.info("%d data-parallel processes (%s)", comm.size, type(comm).__name__)
-    runner = algo(model, cfg, data, output, options=options, seed=cfg.seed + 1,
-                  regularizers=regularizers, comm=comm)  # fmt: skip
+    runner = build_algorithm(cfg, algo, model, data, output, options, regularizers, comm)
     if saved is not None:
         runner.resume()
         if comm.is_main:  # after resume()'s checks: records the changed safe keys (epoch...)

@@ -302,7 +302,7 @@ class MobileNetSpace(Model):
                 self._block_names.append(name)
             else:
                 ops = [_build_candidate(o, b_in, b_out, stride, rng) for o in options]
-                blocks.append(MixedOp(ops, mode=cfg.mode, rng=rng, names=options))
+                blocks.append(MixedOp(ops, mode=cfg.mode, names=options))
                 self._block_names.append(None)
         self.blocks = ModuleList(blocks)
         head_in = specs[-1][1]
@@ -347,15 +347,20 @@ class MobileNetSpace(Model):
         out = self.pool(self.head(out))
         return self.classifier(self.dropout(out))
 
-    def block_names(self) -> list[str]:
-        """The candidate of every block: fixed, or the argmax of its choice."""
+    def block_names(self, architecture: Mapping[str, int]) -> list[str]:
+        """The candidate of every block: fixed, or the one ``architecture`` picks."""
         return [
-            name if name is not None else block.names[self.chosen_index(block)]
-            for name, block in zip(self._block_names, self.blocks)
+            name if name is not None else block.names[int(architecture[f"blocks/{i}"])]
+            for i, (name, block) in enumerate(zip(self._block_names, self.blocks))
         ]
 
-    def arch_graph(self, input_shape: Sequence[int]) -> ArchGraph:
-        """The argmax architecture as a chain with tensor shapes (``C×H×W``).
+    def arch_graph(
+        self,
+        input_shape: Sequence[int],
+        architecture: Mapping[str, int],
+        probabilities: Mapping[str, np.ndarray] | None = None,
+    ) -> ArchGraph:
+        """An architecture as a chain with tensor shapes (``C×H×W``).
 
         Nodes are grouped by row of ``settings`` (drawn side by side).
         """
@@ -374,7 +379,8 @@ class MobileNetSpace(Model):
         prev = graph.add(stem, after=prev.name)
         first = ArchNode("first", "MB1 3x3", "op", (self._first_channels, h, w), 3, "stem")
         prev = graph.add(first, after=prev.name)
-        for i, (name, (_, c_out, stride, _)) in enumerate(zip(self.block_names(), self._specs)):
+        names = self.block_names(architecture)
+        for i, (name, (_, c_out, stride, _)) in enumerate(zip(names, self._specs)):
             group = f"row{self._rows[i]}"
             if name == SKIP:
                 node = ArchNode(f"b{i}", f"skip\\n(blocks/{i})", "skip", prev.shape, group=group)

@@ -1,14 +1,18 @@
 """The base of every search space: loss, metrics, labelled choices and genotype export.
 
 A space is a :class:`~nnabla_nas.module.Module` tree whose choice points are
-:class:`~nnabla_nas.module.MixedOp` modules. Each choice is known by a stable label, its module
-path (e.g. ``"blocks/3"``). The space holds no optimizer, sampling policy or reward: searchers see
-it only through :meth:`Model.choices` and the parameter split of :mod:`nnabla_nas.module`.
+:class:`~nnabla_nas.module.MixedOp` modules. Each decision is known by a stable label (see
+:func:`~nnabla_nas.module.choice_groups`: the MixedOp's module path, e.g. ``"blocks/3"``, unless
+the space gives several MixedOps one shared label), used in every output file. The space holds
+no optimizer, sampling policy, reward or architecture parameter: searchers see it only through
+:meth:`Model.choices` and own the architecture state.
 
-A space built from a genotype (the fixed network) puts the chosen candidate of choice ``label``
-at module path ``label`` itself; :meth:`Model.fixed_parameters` and
-:meth:`Model.copy_chosen_weights` rely on that to carry weights from a supernet to its fixed
-network.
+An architecture of a supernet is ``{label: candidate index}`` (what a searcher exports); the
+methods that describe one (:meth:`Model.genotype`, :meth:`Model.arch_graph`,
+:meth:`Model.export_files`, :meth:`Model.fixed_parameters`) take it as an argument. A space built
+from a genotype (the fixed network) puts the chosen candidate of choice ``label`` at module path
+``label`` itself; :meth:`Model.fixed_parameters` and :meth:`Model.copy_chosen_weights` rely on
+that to carry weights from a supernet to its fixed network.
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ import numpy as np
 
 from ..errors import ConfigError, GenotypeError
 from ..genotype import Genotype
-from ..module import MixedOp, Module, arch_parameters, net_parameters
+from ..module import MixedOp, Module, arch_parameters, choice_groups, net_parameters
 from ..visualize import ArchGraph, ArchNode, kernel_of
 
 __all__ = ["Model"]
 
 logger = logging.getLogger(__name__)
+
+#: An architecture of a supernet: ``{choice label: candidate index}``.
+Architecture = Mapping[str, int]
 
 #: Candidate names drawn as a removed block.
 SKIP_NAMES = frozenset({"skip_connect", "identity", "skip"})
@@ -118,98 +125,100 @@ class Model(Module):
     # ------------------------------------------------------------------ parameters
 
     def get_arch_parameters(self, grad_only: bool = False) -> OrderedDict[str, nn.Variable]:
-        """The architecture parameters (every MixedOp's ``alpha``), path -> Parameter."""
+        """The architecture parameters a ported space declares (MixedOps' ``alpha``), path ->
+        Parameter; empty for spaces that only declare choices (searchers own the logits)."""
         params = arch_parameters(self)
         return OrderedDict((k, v) for k, v in params.items() if v.need_grad or not grad_only)
 
     def get_net_parameters(self, grad_only: bool = False) -> OrderedDict[str, nn.Variable]:
-        """The weights (everything but architecture parameters), path -> Parameter."""
+        """The weights (everything but declared architecture parameters), path -> Parameter."""
         params = net_parameters(self)
         return OrderedDict((k, v) for k, v in params.items() if v.need_grad or not grad_only)
 
-    def num_params(self, only_active: bool = False) -> int:
+    def num_params(self, architecture: Architecture | None = None) -> int:
         """The number of learnable weights (``need_grad``), architecture parameters excluded.
 
         Args:
-            only_active: count only the argmax path of every choice (the architecture
-                :meth:`genotype` exports), i.e. the weights of the fixed network.
+            architecture: count only the weights of this architecture's path (those of its
+                fixed network); None counts every weight.
         """
         params = self.get_net_parameters(grad_only=True)
-        if only_active:
-            active = {id(v) for v in self.fixed_parameters().values()}
+        if architecture is not None:
+            active = {id(v) for v in self.fixed_parameters(architecture).values()}
             params = OrderedDict((k, v) for k, v in params.items() if id(v) in active)
         return int(sum(v.size for v in params.values()))
 
     # ------------------------------------------------------------------ choices
 
     def choices(self) -> OrderedDict[str, MixedOp]:
-        """Every choice of the space, ``label -> MixedOp``, in module order.
+        """Every decision of the space, ``label -> MixedOp`` (the first of the MixedOps that
+        share the label), in module order. See :func:`~nnabla_nas.module.choice_groups`."""
+        return OrderedDict((label, ops[0]) for label, ops in choice_groups(self).items())
 
-        The label is the MixedOp's module path (stable: it depends only on the configuration).
-        """
-        return OrderedDict((path, m) for path, m in self.get_modules() if isinstance(m, MixedOp))
-
-    @staticmethod
-    def chosen_index(op: MixedOp) -> int:
-        """The argmax candidate of a choice."""
-        return int(np.argmax(op.probabilities()))
-
-    def genotype(self) -> OrderedDict[str, str]:
-        """The argmax architecture, ``label -> candidate name``."""
-        return OrderedDict(
-            (label, op.names[self.chosen_index(op)]) for label, op in self.choices().items()
-        )
-
-    def to_genotype(self, extra: Mapping[str, Any] | None = None) -> Genotype:
-        """The argmax architecture with the architecture logits, as a Genotype."""
-        logits = OrderedDict(
-            (path, np.array(p.d, copy=True)) for path, p in self.get_arch_parameters().items()
-        )
-        return Genotype(self.space_name, self.genotype(), logits, dict(extra or {}))
-
-    def set_arch_logits(self, logits: Mapping[str, np.ndarray], source: str = "genotype") -> None:
-        """Loads architecture logits (e.g. ``Genotype.logits``) into this supernet.
+    def check_architecture(self, architecture: Architecture, source: str = "architecture") -> None:
+        """Refuses an architecture that does not give one valid candidate per decision.
 
         Raises:
-            GenotypeError: a path is unknown or a shape differs (naming ``source``).
+            GenotypeError: a label is missing or unknown, or an index is out of range.
         """
-        params = self.get_arch_parameters()
-        for path, value in logits.items():
-            value = np.asarray(value)
-            if path not in params:
-                raise GenotypeError(
-                    f"{source}: architecture parameter {path!r} does not exist in this "
-                    f"{self.space_name!r} network; valid: {', '.join(params) or 'none'}"
-                )
-            if tuple(value.shape) != tuple(params[path].shape):
-                raise GenotypeError(
-                    f"{source}: architecture parameter {path!r} has shape {value.shape}, "
-                    f"the network expects {params[path].shape}"
-                )
-            params[path].d = value
-
-    def summary(self) -> str:
-        """A table of the choices: label, argmax candidate, its probability."""
         choices = self.choices()
-        if not choices:
-            return f"{type(self).__name__}: fixed network, no architecture choices"
-        rows = []
+        missing = [k for k in choices if k not in architecture]
+        unknown = [k for k in architecture if k not in choices]
+        if missing or unknown:
+            raise GenotypeError(
+                f"{source} does not fit this {self.space_name!r} network: missing choices "
+                f"{missing[:5]}, unknown choices {unknown[:5]}"
+            )
         for label, op in choices.items():
-            probs = op.probabilities()
-            best = int(np.argmax(probs))
-            rows.append((label, op.names[best], f"{probs[best]:.3f}", str(len(probs))))
-        head = ("choice", "argmax", "prob", "n")
-        widths = [max(len(r[i]) for r in [head, *rows]) for i in range(4)]
-        lines = [
-            "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in [head, *rows]
-        ]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+            if not 0 <= int(architecture[label]) < len(op.ops):
+                raise GenotypeError(
+                    f"{source}: candidate {architecture[label]} of {label!r} is out of range "
+                    f"(0..{len(op.ops) - 1})"
+                )
+
+    def genotype(self, architecture: Architecture) -> OrderedDict[str, str]:
+        """The names of an architecture's candidates, ``label -> candidate name``."""
+        return OrderedDict(
+            (label, op.names[int(architecture[label])]) for label, op in self.choices().items()
+        )
+
+    def architecture_of(self, genotype: Mapping[str, str]) -> OrderedDict[str, int]:
+        """The inverse of :meth:`genotype`: ``label -> candidate index`` from candidate names.
+
+        Raises:
+            GenotypeError: a label is missing or a name is not one of the choice's candidates.
+        """
+        out = OrderedDict()
+        for label, op in self.choices().items():
+            if label not in genotype or genotype[label] not in op.names:
+                raise GenotypeError(
+                    f"the genotype gives {genotype.get(label)!r} for {label!r}; its candidates "
+                    f"are {op.names}"
+                )
+            out[label] = op.names.index(genotype[label])
+        return out
+
+    def to_genotype(
+        self,
+        architecture: Architecture,
+        logits: Mapping[str, np.ndarray] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Genotype:
+        """An architecture as a Genotype (``arch.h5``): its candidate names, the searcher's
+        ``logits`` (file key -> array, may be empty) and ``extra`` information."""
+        return Genotype(
+            self.space_name, self.genotype(architecture), OrderedDict(logits or {}),
+            dict(extra or {}),
+        )  # fmt: skip
+
+    def set_progress(self, fraction: float) -> None:
+        """Called by the loop at the start of every epoch with the fraction of the run done (in
+        [0, 1]): for schedules inside the network (e.g. a drop-path rate). Nothing by default."""
 
     # ------------------------------------------------------------------ supernet -> fixed net
 
-    def fixed_parameters(self) -> OrderedDict[str, nn.Variable]:
-        """The weights of the argmax path, keyed by their paths in the fixed network.
+    def fixed_parameters(self, architecture: Architecture) -> OrderedDict[str, nn.Variable]:
+        """The weights of an architecture's path, keyed by their paths in the fixed network.
 
         Parameters inside the chosen candidate of choice ``label`` (supernet path
         ``label/ops/j/rest``) are keyed ``label/rest``; weights outside any choice keep their
@@ -219,13 +228,15 @@ class Model(Module):
         paths = {}
         for path, module in self.get_modules():
             paths.setdefault(id(module), path)
+        label_of = {id(op): lab for lab, ops in choice_groups(self).items() for op in ops}
         dead: set[int] = set()  # modules inside unchosen candidates
         drop: set[int] = set()  # their parameters
         rewrites: list[tuple[str, str]] = []  # (chosen op path, label), outer choices first
-        for label, op in self.choices().items():
-            if id(op) in dead:
+        for path, op in self.get_modules():
+            if not isinstance(op, MixedOp) or id(op) in dead:
                 continue
-            best = self.chosen_index(op)
+            best = int(architecture[label_of[id(op)]])
+            label = path  # the fixed network puts the chosen candidate at the MixedOp's path
             for j, cand in enumerate(op.ops):
                 if j == best:
                     rewrites.append((paths[id(cand)], label))
@@ -242,13 +253,14 @@ class Model(Module):
             out[path] = var
         return out
 
-    def copy_chosen_weights(self, fixed: Model) -> None:
-        """Copies this supernet's argmax-path weights into ``fixed`` (built from genotype()).
+    def copy_chosen_weights(self, fixed: Model, architecture: Architecture) -> None:
+        """Copies the weights of ``architecture``'s path of this supernet into ``fixed`` (the
+        fixed network built from ``genotype(architecture)``).
 
         Raises:
             ValueError: a weight of ``fixed`` has no counterpart here, or shapes differ.
         """
-        source = self.fixed_parameters()
+        source = self.fixed_parameters(architecture)
         target = fixed.get_net_parameters()
         missing = [k for k in target if k not in source]
         extra = [k for k in source if k not in target]
@@ -264,10 +276,17 @@ class Model(Module):
 
     # ------------------------------------------------------------------ exports
 
-    def export_files(self, folder: Path) -> list[Path]:
+    def export_files(
+        self,
+        folder: Path,
+        architecture: Architecture,
+        probabilities: Mapping[str, np.ndarray] | None = None,
+    ) -> list[Path]:
         """Writes the space's own architecture files into ``folder`` (atomically); returns them.
 
-        Called by the searchers after every epoch, next to ``arch.h5`` and ``arch.png``. Nothing
+        Called after every search epoch, next to ``arch.h5`` and ``arch.png``, with the found
+        architecture and, from searchers that have them, its probabilities (``label ->
+        array``); a fixed network is called once at the start of training with ``{}``. Nothing
         by default; e.g. the ``darts`` space writes ``arch.json``, ``normal.png`` and
         ``reduce.png``.
         """
@@ -275,13 +294,19 @@ class Model(Module):
 
     # ------------------------------------------------------------------ drawing
 
-    def arch_graph(self, input_shape: Sequence[int]) -> ArchGraph:
-        """What :mod:`nnabla_nas.visualize` draws: by default a chain of the argmax choices.
+    def arch_graph(
+        self,
+        input_shape: Sequence[int],
+        architecture: Architecture,
+        probabilities: Mapping[str, np.ndarray] | None = None,
+    ) -> ArchGraph:
+        """What :mod:`nnabla_nas.visualize` draws of an architecture: by default a chain of its
+        choices (``{}`` for a fixed network).
 
         Spaces override it to add their fixed layers and tensor shapes.
         """
         nodes = [ArchNode("input", "input", "input", tuple(input_shape))]
-        for i, (label, name) in enumerate(self.genotype().items()):
+        for i, (label, name) in enumerate(self.genotype(architecture).items()):
             skip = name in SKIP_NAMES
             nodes.append(
                 ArchNode(

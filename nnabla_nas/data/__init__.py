@@ -21,6 +21,7 @@ from .base import (
     DatasetSplits,
     load_dataset,
 )
+from .bundle import DataBundle, make_loaders
 from .images import ImageFileDataset, ImageFolderDataset, decode_image
 from .loader import DataLoader
 from .split import split_stratified
@@ -36,6 +37,7 @@ __all__ = [
     "MNIST_STD",
     "ArrayDataset",
     "Augment",
+    "DataBundle",
     "DataLoader",
     "Dataset",
     "DatasetSplits",
@@ -44,5 +46,6 @@ __all__ = [
     "Transform",
     "decode_image",
     "load_dataset",
+    "make_loaders",
     "split_stratified",
 ]

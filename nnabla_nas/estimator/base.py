@@ -2,12 +2,14 @@
 
 An estimator turns a network into a number (latency in ms, multiply-accumulates, bytes, ...):
 
-- :meth:`Estimator.predict` -- the value of one architecture of the model: its current argmax
-  architecture by default (a fixed network has only one), or the architecture given as
-  ``{choice label: candidate index}`` (e.g. a REINFORCE sample);
-- :meth:`Estimator.expected` -- the expected value under the architecture distribution (every
-  choice independently ``softmax(alpha)``), as a scalar ``nn.Variable`` differentiable with
-  respect to the architecture logits (what a gradient-mode hardware loss back-propagates);
+- :meth:`Estimator.predict` -- the value of one architecture of the model, given as
+  ``{choice label: candidate index}`` (a searcher's exported architecture, a REINFORCE sample;
+  a fixed network has only one and needs none);
+- :meth:`Estimator.expected` -- the expected value under an architecture distribution handed in
+  by the searcher (``{choice label: probabilities}``, every choice independent, each an
+  ``nn.Variable`` of shape ``(n,)``), as a scalar ``nn.Variable`` differentiable with respect to
+  whatever the probabilities are computed from (what a gradient-mode hardware loss
+  back-propagates to the searcher's logits). Estimators never read architecture parameters;
 - :meth:`Estimator.details` -- the named figures reported per epoch (``{"ms": 1.9}``, logged
   as ``<regularizer label>_ms``).
 
@@ -24,7 +26,7 @@ What a "layer" is
 
 Additive estimators (:class:`LayerwiseEstimator`) define the value of one layer; an
 architecture's value is then the sum over its layers, and the expectation is
-``fixed + sum_choices sum_i softmax(alpha)_i * value(candidate_i)`` (exact for independent
+``fixed + sum_choices sum_i p_choice,i * value(candidate_i)`` (exact for independent
 choices, the way the searchers sample). Non-additive ones (peak memory, nn-Meter's graph-level
 predictors) implement :meth:`Estimator.predict` on the graph :func:`build_network` returns and
 document what their :meth:`Estimator.expected` approximates.
@@ -49,10 +51,11 @@ import nnabla as nn
 import nnabla.functions as F
 import numpy as np
 
-from ..module import MixedOp, Module
+from ..module import MixedOp, Module, choice_groups
 
 __all__ = [
     "Architecture",
+    "Distribution",
     "Choice",
     "Estimator",
     "Layer",
@@ -66,8 +69,36 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: One architecture of a model: ``{choice label: candidate index}`` (missing labels: argmax).
+#: One architecture of a model: ``{choice label: candidate index}``.
 Architecture = Mapping[str, int]
+#: A distribution over a model's architectures: ``{choice label: probabilities}``, each an
+#: ``nn.Variable`` of shape ``(n,)`` (independent choices).
+Distribution = Mapping[str, nn.Variable]
+
+
+def _pick(label: str, architecture: Architecture | None) -> int:
+    if architecture is None or label not in architecture:
+        raise ValueError(
+            f"no candidate given for choice {label!r}: estimate a supernet for an explicit "
+            "architecture ({label: candidate index}, e.g. a searcher's exported one)"
+        )
+    return int(architecture[label])
+
+
+def labels_of(model: Module) -> dict[int, str]:
+    """``id(MixedOp) -> label`` of every choice (shared decisions share a label)."""
+    return {id(op): label for label, ops in choice_groups(model).items() for op in ops}
+
+
+def probabilities_of(distribution: Distribution, label: str, n: int) -> nn.Variable:
+    """The probabilities of choice ``label`` (``n`` candidates) from ``distribution``."""
+    if label not in distribution:
+        raise ValueError(f"the distribution gives no probabilities for choice {label!r}")
+    probs = distribution[label]
+    if int(np.prod(probs.shape)) != n:
+        raise ValueError(f"choice {label!r} has {n} candidates, its probabilities {probs.shape}")
+    return probs if tuple(probs.shape) == (n,) else F.reshape(probs, (n,))
+
 
 #: nnabla functions that only join outputs (added by the tracer itself): never layers.
 _IGNORED_TYPES = frozenset({"Sink"})
@@ -163,7 +194,7 @@ class Choice:
 
     Attributes:
         label: the choice's label (its module path, as ``Model.choices()``).
-        op: the MixedOp (its ``alpha`` gives the probabilities and the argmax).
+        op: the (first) MixedOp of the choice.
         names: the candidates' names.
         candidates: one :class:`Segment` per candidate (the layers that candidate runs).
     """
@@ -174,10 +205,8 @@ class Choice:
     candidates: list[Segment]
 
     def index(self, architecture: Architecture | None) -> int:
-        """The candidate ``architecture`` picks for this choice (its argmax when absent)."""
-        if architecture is not None and self.label in architecture:
-            return int(architecture[self.label])
-        return int(np.argmax(np.asarray(self.op.alpha.d).reshape(-1)))
+        """The candidate ``architecture`` picks for this choice (a ValueError when absent)."""
+        return _pick(self.label, architecture)
 
 
 @dataclass(eq=False)
@@ -292,8 +321,7 @@ def trace(model: Module, input_shape: Sequence[int], batch_size: int = 1) -> Seg
     Raises:
         ValueError: the candidates of a choice give outputs of different shapes.
     """
-    label_of = {id(m): path for path, m in model.get_modules() if isinstance(m, MixedOp)}
-    tracer = _Tracer(label_of)
+    tracer = _Tracer(labels_of(model))
     x = nn.Variable((int(batch_size), *(int(s) for s in input_shape)))
     tracer.activations.add(x)
     tracer.stack.append(([], []))
@@ -311,21 +339,18 @@ def inference_graph(
 ) -> tuple[nn.Variable, Any]:
     """Builds one architecture of ``model`` as an inference graph (``training=False``).
 
-    Every choice runs only its candidate in ``architecture`` (argmax when absent). The model's
+    Every choice runs only its candidate in ``architecture`` (every label of a supernet must
+    be given; a fixed network needs none). The model's
     rules and training flag are restored after building.
 
     Returns:
         ``(x, outputs)``: the input variable ``(batch_size, *input_shape)`` and the model's
         outputs (an ``nn.Variable``, or a tuple with an auxiliary head).
     """
-    label_of = {id(m): path for path, m in model.get_modules() if isinstance(m, MixedOp)}
+    label_of = labels_of(model)
 
     def rule(op: MixedOp, *inputs: Any) -> nn.Variable:
-        label = label_of[id(op)]
-        if architecture is not None and label in architecture:
-            op.active_index = int(architecture[label])
-        else:
-            op.active_index = int(np.argmax(np.asarray(op.alpha.d).reshape(-1)))
+        op.active_index = _pick(label_of[id(op)], architecture)
         return op.ops[op.active_index](*inputs)
 
     x = nn.Variable((int(batch_size), *(int(s) for s in input_shape)))
@@ -388,12 +413,13 @@ class Estimator(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, model: Module, architecture: Architecture | None = None) -> float:
-        """The value of one architecture of ``model`` (its argmax one by default)."""
+        """The value of one architecture of ``model`` (None: a fixed network's only one)."""
 
     @abc.abstractmethod
-    def expected(self, model: Module) -> nn.Variable:
-        """The expected value under ``softmax(alpha)`` of every choice: a scalar (shape ``()``)
-        ``nn.Variable`` whose backward reaches the architecture logits."""
+    def expected(self, model: Module, distribution: Distribution) -> nn.Variable:
+        """The expected value under ``distribution`` (``{label: probabilities}``): a scalar
+        (shape ``()``) ``nn.Variable`` whose backward reaches what the probabilities are computed
+        from."""
 
     def details(self, model: Module, architecture: Architecture | None = None) -> dict[str, float]:
         """Named figures of one architecture, reported per epoch as ``<label>_<name>`` (default
@@ -443,7 +469,7 @@ class LayerwiseEstimator(Estimator):
         return total
 
     def predict(self, model: Module, architecture: Architecture | None = None) -> float:
-        """The sum of the layer values of one architecture (argmax by default)."""
+        """The sum of the layer values of one architecture."""
         return self._value(self.trace(model), architecture)
 
     def value_range(self, model: Module) -> tuple[float, float]:
@@ -459,20 +485,22 @@ class LayerwiseEstimator(Estimator):
         seg = self.trace(model)
         return walk(seg, min), walk(seg, max)
 
-    def candidate_values(self, model: Module) -> dict[str, np.ndarray]:
+    def candidate_values(
+        self, model: Module, architecture: Architecture | None = None
+    ) -> dict[str, np.ndarray]:
         """``{label: value of each candidate's part}`` for the top-level choices (nested
-        choices' parts at their argmax)."""
+        choices' parts at their candidate in ``architecture``)."""
         return {
-            c.label: np.array([self._value(s, None) for s in c.candidates])
+            c.label: np.array([self._value(s, architecture) for s in c.candidates])
             for c in self.trace(model).choices
         }
 
-    def _expected(self, seg: Segment) -> nn.Variable | float:
+    def _expected(self, seg: Segment, distribution: Distribution) -> nn.Variable | float:
         total: nn.Variable | float = self._fixed(seg)
         for choice in seg.choices:
-            values = [self._expected(c) for c in choice.candidates]
+            values = [self._expected(c, distribution) for c in choice.candidates]
             n = len(values)
-            probs = F.softmax(F.reshape(choice.op.alpha, (n,)), axis=0)
+            probs = probabilities_of(distribution, choice.label, n)
             if all(isinstance(v, float) for v in values):
                 const = nn.Variable.from_numpy_array(np.asarray(values, dtype=np.float32))
                 term = F.sum(probs * const)
@@ -486,10 +514,10 @@ class LayerwiseEstimator(Estimator):
             total = term + total if isinstance(total, nn.Variable) else F.add_scalar(term, total)
         return total
 
-    def expected(self, model: Module) -> nn.Variable:
-        """``fixed + sum_choices sum_i softmax(alpha)_i * value(candidate_i)`` (nested choices
-        recurse), differentiable with respect to every ``alpha``."""
-        value = self._expected(self.trace(model))
+    def expected(self, model: Module, distribution: Distribution) -> nn.Variable:
+        """``fixed + sum_choices sum_i p_i * value(candidate_i)`` (nested choices recurse),
+        differentiable with respect to the probabilities of ``distribution``."""
+        value = self._expected(self.trace(model), distribution)
         if isinstance(value, float):
             return nn.Variable.from_numpy_array(np.array(value, dtype=np.float32))
         return value

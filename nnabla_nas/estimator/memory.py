@@ -28,8 +28,17 @@ import nnabla as nn
 import nnabla.functions as F
 import numpy as np
 
-from ..module import MixedOp, Module
-from .base import Architecture, Estimator, Layer, Segment, inference_graph, trace
+from ..module import Module
+from .base import (
+    Architecture,
+    Distribution,
+    Estimator,
+    Layer,
+    Segment,
+    inference_graph,
+    probabilities_of,
+    trace,
+)
 
 __all__ = ["MemoryEstimator", "peak_activation_bytes"]
 
@@ -106,7 +115,7 @@ class MemoryEstimator(Estimator):
         self.bytes_per_value = int(bytes_per_value)
 
     def memory(self, model: Module, architecture: Architecture | None = None) -> tuple[int, int]:
-        """``(parameter bytes, peak activation bytes)`` of one architecture (argmax default)."""
+        """``(parameter bytes, peak activation bytes)`` of one architecture."""
         x, out = inference_graph(model, self.input_shape, self.batch_size, architecture)
         outs = list(out) if isinstance(out, (tuple, list)) else [out]
         order: list[Any] = []
@@ -129,20 +138,22 @@ class MemoryEstimator(Estimator):
             "total_bytes": float(params + peak),
         }
 
-    def expected(self, model: Module) -> nn.Variable:
+    def expected(self, model: Module, distribution: Distribution) -> nn.Variable:
         """E[parameter bytes] + the largest expected working set of one function (a
         differentiable lower bound of the expected peak; see the module docstring)."""
         seg = trace(model, self.input_shape, self.batch_size)
-        params, peaks = self._expected(seg)
+        params, peaks = self._expected(seg, distribution)
         return F.add2(F.reshape(params, ()), F.reshape(_max(peaks), ()))
 
-    def _expected(self, seg: Segment) -> tuple[nn.Variable, list[nn.Variable]]:
+    def _expected(
+        self, seg: Segment, distribution: Distribution
+    ) -> tuple[nn.Variable, list[nn.Variable]]:
         per = self.bytes_per_value
         params: nn.Variable = _const(_param_bytes(seg.layers, per))
         peaks = [_const(max([_working_set(ly, per) for ly in seg.layers], default=0))]
         for choice in seg.choices:
-            sub = [self._expected(c) for c in choice.candidates]
-            probs = _probs(choice.op)
+            sub = [self._expected(c, distribution) for c in choice.candidates]
+            probs = probabilities_of(distribution, choice.label, len(sub))
             params = params + F.sum(probs * F.concatenate(*[F.reshape(p, (1,)) for p, _ in sub]))
             cand_peaks = [_max(ps) for _, ps in sub]
             peaks.append(F.sum(probs * F.concatenate(*[F.reshape(p, (1,)) for p in cand_peaks])))
@@ -158,8 +169,3 @@ def _max(values: list[nn.Variable]) -> nn.Variable:
     for v in values[1:]:
         out = F.maximum2(out, v)
     return out
-
-
-def _probs(op: MixedOp) -> nn.Variable:
-    n = int(op.alpha.size)
-    return F.softmax(F.reshape(op.alpha, (n,)), axis=0)

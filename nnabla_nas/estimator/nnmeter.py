@@ -54,8 +54,8 @@ import nnabla.functions as F
 import numpy as np
 
 from ..errors import ConfigError, NnasError
-from ..module import MixedOp, Module
-from .base import Architecture, Estimator, Layer, inference_graph
+from ..module import MixedOp, Module, choice_groups
+from .base import Architecture, Distribution, Estimator, Layer, inference_graph, probabilities_of
 
 __all__ = [
     "BUILTIN_PREDICTORS",
@@ -681,7 +681,14 @@ class NnMeterOptions:
 
 
 def _labels(model: Module) -> dict[str, MixedOp]:
-    return {path: m for path, m in model.get_modules() if isinstance(m, MixedOp)}
+    return {label: ops[0] for label, ops in choice_groups(model).items()}
+
+
+def _values(var: nn.Variable) -> np.ndarray:
+    """The values of an expression (computed when it has a parent)."""
+    if var.parent is not None:
+        var.forward()
+    return np.asarray(var.d).reshape(-1)
 
 
 class NnMeterEstimator(Estimator):
@@ -727,15 +734,14 @@ class NnMeterEstimator(Estimator):
     # -- one architecture ---------------------------------------------------------------------
 
     def _full(self, model: Module, architecture: Architecture | None) -> tuple[int, ...]:
-        ops = _labels(model)
         arch = dict(architecture or {})
-        return tuple(
-            int(arch[label]) if label in arch else int(np.argmax(np.asarray(op.alpha.d)))
-            for label, op in ops.items()
-        )
+        missing = [label for label in _labels(model) if label not in arch]
+        if missing:
+            raise ValueError(f"no candidate given for choices {missing[:5]}")
+        return tuple(int(arch[label]) for label in _labels(model))
 
     def graph(self, model: Module, architecture: Architecture | None = None) -> NnMeterGraph:
-        """nn-Meter's IR of one architecture of ``model`` (argmax by default)."""
+        """nn-Meter's IR of one architecture of ``model``."""
         x, out = inference_graph(model, self.input_shape, self.batch_size, architecture)
         return to_nnmeter_ir(out if isinstance(out, nn.Variable) else list(out), x)
 
@@ -758,7 +764,7 @@ class NnMeterEstimator(Estimator):
         return value
 
     def predict(self, model: Module, architecture: Architecture | None = None) -> float:
-        """nn-Meter's latency (ms) of one architecture of ``model`` (argmax by default).
+        """nn-Meter's latency (ms) of one architecture of ``model``.
 
         Values are cached per (model, architecture): nn-Meter's prediction depends only on the
         shapes, not on the weights.
@@ -795,17 +801,19 @@ class NnMeterEstimator(Estimator):
 
     # -- expectation and report ---------------------------------------------------------------
 
-    def expected(self, model: Module) -> nn.Variable:
-        """First-order expected latency around the argmax architecture ``a*``.
+    def expected(self, model: Module, distribution: Distribution) -> nn.Variable:
+        """First-order expected latency around the most probable architecture ``a*``.
 
-        ``L(a*) + sum_c sum_i softmax(alpha_c)_i * (L(a* with choice c = i) - L(a*))``, a
-        scalar differentiable with respect to every ``alpha``. nn-Meter's latency is a sum over
+        ``L(a*) + sum_c sum_i p_c,i * (L(a* with choice c = i) - L(a*))``, a scalar
+        differentiable with respect to the probabilities. nn-Meter's latency is a sum over
         kernels, and the kernels of one block change only with that block's choice, so this is
         the exact expectation when no kernel spans two choices (true with the default fusion
         rules for the mobilenet space). Costs ``1 + sum_c (n_c - 1)`` predictions, cached.
         """
         ops = _labels(model)
-        best = dict(zip(ops, self._full(model, None)))
+        probs_of = {label: probabilities_of(distribution, label, len(op.ops))
+                    for label, op in ops.items()}  # fmt: skip
+        best = {label: int(np.argmax(_values(p))) for label, p in probs_of.items()}
         base = self.predict(model, best)
         total: nn.Variable | None = None
         for label, op in ops.items():
@@ -813,7 +821,7 @@ class NnMeterEstimator(Estimator):
             deltas = [self.predict(model, {**best, label: i}) - base for i in range(n)]
             if not any(deltas):
                 continue
-            probs = F.softmax(F.reshape(op.alpha, (n,)), axis=0)
+            probs = probs_of[label]
             const = nn.Variable.from_numpy_array(np.asarray(deltas, dtype=np.float32))
             term = F.sum(probs * const)
             total = term if total is None else total + term

@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from ..errors import ConfigError, NnasError
-from ..module import MixedOp, Module
+from ..module import Module
 from ..utils.io import atomic_path, atomic_write_json
 from .base import Architecture, Layer, inference_graph
 from .nnmeter import (
@@ -131,7 +131,7 @@ def random_architectures(
     model: Module, count: int, rng: np.random.RandomState
 ) -> list[dict[str, int]]:
     """``count`` architectures drawn uniformly (every choice independently)."""
-    ops = [(p, m) for p, m in model.get_modules() if isinstance(m, MixedOp)]
+    ops = list(model.choices().items())
     return [{p: int(rng.randint(len(m.ops))) for p, m in ops} for _ in range(count)]
 
 
@@ -148,7 +148,7 @@ def measured_samples(
     Args:
         model: the space (or a fixed network).
         input_shape: one example's shape.
-        architectures: ``{label: index}`` mappings (None: the argmax architecture).
+        architectures: ``{label: index}`` mappings (None: a fixed network's only one).
         layer_latency: a :class:`~nnabla_nas.estimator.latency.LatencyEstimator` (its
             ``prepare`` measures the unseen functions once, its ``layer_value`` gives ms), or a
             callable ``Layer -> ms``.
@@ -367,11 +367,12 @@ def _run(args: argparse.Namespace) -> int:
     set_context(cfg)
     nn.clear_parameters()
     rng = np.random.RandomState(args.seed)
-    model = build_model(cfg, load_network_genotype(cfg), search=True, rng=rng)
+    model = build_model(cfg, load_network_genotype(cfg), rng=rng)
     latency = LatencyEstimator(
         cfg.input_shape, batch, table, warmup, repeat, table_key="--lookup-table"
     )
-    archs: list[Any] = [None, *random_architectures(model, args.architectures, rng)]
+    first = {label: 0 for label in model.choices()}  # every choice's first candidate
+    archs: list[Any] = [first, *random_architectures(model, args.architectures, rng)]
     start = time.time()
     samples = measured_samples(model, cfg.input_shape, archs, latency, batch)
     context, device = runtime_key()

@@ -1,8 +1,9 @@
 """A hardware constraint of a search: an estimator plus how its value enters the objective.
 
 Gradient mode (ProxylessNAS's binary gates; the loss of seed 001, NNI's ProxylessNAS trainer),
-with ``E`` the estimator's expected value under the architecture distribution
-(:meth:`~nnabla_nas.estimator.base.Estimator.expected`, differentiable in the logits):
+with ``E`` the estimator's expected value under the architecture distribution that the searcher
+hands in (:meth:`~nnabla_nas.estimator.base.Estimator.expected`, differentiable in the
+searcher's logits):
 
 - ``add#linear``: ``loss + lambda * (E - ref) / ref``;
 - ``mul#log``: ``alpha * loss * (ln E / ln ref) ** beta`` (the ratio is floored at 1e-6 so that a
@@ -25,7 +26,7 @@ import nnabla as nn
 import nnabla.functions as F
 
 from ..module import Module
-from .base import Architecture, Estimator
+from .base import Architecture, Distribution, Estimator
 
 __all__ = ["Regularizer", "apply_regularizers", "build_regularizer"]
 
@@ -79,7 +80,7 @@ class Regularizer:
         return self.loss_type == "mul#log" or self.lam != 0.0
 
     def value(self, model: Module, architecture: Architecture | None = None) -> float:
-        """The estimate of one architecture (argmax by default)."""
+        """The estimate of one architecture."""
         return float(self.estimator.predict(model, architecture))
 
     def reward_factor(self, value: float) -> float:
@@ -102,9 +103,13 @@ class Regularizer:
 
 
 def apply_regularizers(
-    loss: nn.Variable, model: Module, regularizers: Sequence[Regularizer]
+    loss: nn.Variable,
+    model: Module,
+    regularizers: Sequence[Regularizer],
+    distribution: Distribution,
 ) -> tuple[nn.Variable, dict[str, nn.Variable]]:
-    """Composes the gradient-mode terms of ``regularizers`` (in order) onto ``loss``.
+    """Composes the gradient-mode terms of ``regularizers`` (in order) onto ``loss``, with the
+    expected values under ``distribution`` (``{label: probabilities}``).
 
     Returns:
         ``(regularised loss, {label: expected-value expression})`` (regularizers whose
@@ -114,7 +119,7 @@ def apply_regularizers(
     for reg in regularizers:
         if not reg.in_gradient:
             continue
-        e = reg.estimator.expected(model)
+        e = reg.estimator.expected(model, distribution)
         expected[reg.label] = e
         loss = reg.loss(loss, e)
     return loss, expected

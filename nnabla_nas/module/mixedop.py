@@ -1,11 +1,16 @@
-"""``MixedOp``: the choice point of a search space, and the one place that tells architecture
-parameters from weights (:func:`arch_parameters`, :func:`net_parameters`).
+"""``MixedOp``: the choice point of a search space, and the one place that tells declared
+architecture parameters from weights (:func:`arch_parameters`, :func:`net_parameters`).
 
-A ``MixedOp`` only holds the candidates and their architecture parameter ``alpha``. How it
-runs is its ``rule``: ``rule(mixed_op, *inputs) -> nn.Variable``. With ``rule=None`` the
-default rule of ``mode`` runs (:func:`full_rule`, :func:`sample_rule`, :func:`max_rule`); a
-searcher installs its own rule (e.g. ProxylessNAS binary gates) to own sampling and the
-architecture gradient, and may call the default rules from it.
+A ``MixedOp`` declares a choice: its candidates, their names and the label of the decision it
+makes (:func:`choice_groups`). It holds no architecture state of its own: logits, a controller
+and sampling belong to the searcher that drives it, through its ``rule``: ``rule(mixed_op,
+*inputs) -> nn.Variable`` decides which candidates run (e.g. :func:`use_architecture`, or
+ProxylessNAS' binary gates). Without a rule the default rule of ``mode`` runs, over uniform
+weights: :func:`full_rule` (the mean of every candidate), :func:`sample_rule` (one random
+candidate, from ``op.rng``), :func:`max_rule` (the first candidate). A space ported from the
+original NNabla NAS may declare an ``alpha`` Parameter: the default rules then use its softmax,
+and searchers take it as the decision's initial logits (several MixedOps given the same ``alpha``
+are one decision).
 """
 
 from __future__ import annotations
@@ -36,11 +41,15 @@ def softmax(alpha: np.ndarray) -> np.ndarray:
     return e / e.sum()
 
 
-def full_rule(op: MixedOp, *inputs: Any) -> nn.Variable:
-    """Runs every candidate: ``sum_i softmax(alpha)_i * op_i(*inputs)`` (DARTS).
+def mixture(op: MixedOp, logits: nn.Variable | None, *inputs: Any) -> nn.Variable:
+    """Runs every candidate: ``sum_i softmax(logits)_i * op_i(*inputs)`` (DARTS).
 
-    Differentiable with respect to ``alpha`` and every candidate's weights. Sets
-    ``op.active_index = None``. All candidates must give outputs of the same shape.
+    Args:
+        op: the choice.
+        logits: an ``nn.Variable`` of ``n`` elements (any shape), or None for uniform weights.
+            The output is differentiable with respect to it and every candidate's weights.
+
+    Sets ``op.active_index = None``. All candidates must give outputs of the same shape.
     """
     outs = [module(*inputs) for module in op.ops]
     shapes = {tuple(o.shape) for o in outs}
@@ -50,26 +59,34 @@ def full_rule(op: MixedOp, *inputs: Any) -> nn.Variable:
     op.active_index = None
     n = len(outs)
     shape = tuple(outs[0].shape)
-    weights = F.reshape(F.softmax(op.alpha, axis=0), (1, n))
+    if logits is None:
+        weights = nn.Variable.from_numpy_array(np.full((1, n), 1.0 / n, dtype=np.float32))
+    else:
+        if tuple(logits.shape) != (n, 1, 1, 1, 1):
+            logits = F.reshape(logits, (n, 1, 1, 1, 1))
+        weights = F.reshape(F.softmax(logits, axis=0), (1, n))
     # One (1, n) x (n, size) matrix product: much cheaper in nnabla than a broadcast multiply
     # of the stacked outputs followed by a sum (forward and backward).
     stacked = F.reshape(F.stack(*outs, axis=0), (n, int(np.prod(shape))))
     return F.reshape(F.affine(weights, stacked), shape)
 
 
-def sample_rule(op: MixedOp, *inputs: Any) -> nn.Variable:
-    """Draws one index from ``softmax(alpha)`` with ``op.rng``; only that candidate runs.
+def full_rule(op: MixedOp, *inputs: Any) -> nn.Variable:
+    """The ``full`` default: :func:`mixture` over the declared ``alpha`` (uniform without)."""
+    return mixture(op, op.alpha, *inputs)
 
-    Sets ``op.active_index``. The output does not depend on ``alpha`` (the architecture
-    gradient is the searcher's business).
-    """
+
+def sample_rule(op: MixedOp, *inputs: Any) -> nn.Variable:
+    """The ``sample`` default: one candidate drawn with ``op.rng`` from
+    :meth:`MixedOp.probabilities`; only it runs. Sets ``op.active_index``."""
     op.active_index = int(op.rng.choice(len(op.ops), p=op.probabilities()))
     return op.ops[op.active_index](*inputs)
 
 
 def max_rule(op: MixedOp, *inputs: Any) -> nn.Variable:
-    """Runs only the candidate of largest ``alpha`` (the first on ties); sets ``active_index``."""
-    op.active_index = int(np.argmax(op.alpha.d.reshape(-1)))
+    """The ``max`` default: the candidate of largest declared ``alpha`` (the first on ties, the
+    first without ``alpha``); sets ``active_index``."""
+    op.active_index = int(np.argmax(op.probabilities()))
     return op.ops[op.active_index](*inputs)
 
 
@@ -81,8 +98,9 @@ class MixedOp(Module):
 
     Attributes:
         ops: the candidates (a :class:`ModuleList`, paths ``ops/0``, ``ops/1``, ...).
-        alpha: the architecture :class:`Parameter`, shape ``(n, 1, 1, 1, 1)``, path ``alpha``.
-        rng: the ``numpy.random.RandomState`` of the ``sample`` rule.
+        alpha: the declared architecture :class:`Parameter` (shape ``(n, 1, 1, 1, 1)``, path
+            ``alpha``), or None (the searcher owns the logits).
+        rng: the ``numpy.random.RandomState`` of the default ``sample`` rule.
         names: one label per candidate.
         active_index: the index of the candidate the last forward ran (None after ``full``).
         rule: None (the default rule of ``mode``) or a callable ``rule(op, *inputs)`` that
@@ -90,13 +108,14 @@ class MixedOp(Module):
 
     Args:
         operators: the candidate modules (at least one).
-        mode: ``'full'``, ``'sample'`` or ``'max'``: selects the default rule (the ``mode``
-            property can be changed later, e.g. ``net.apply(mode='max')``).
-        alpha: None creates a zero-initialised ``alpha`` (uniform probabilities); a given
-            ``Parameter`` of shape ``(n, 1, 1, 1, 1)`` is used as it is, so passing the same
-            one to several MixedOps shares it (it is then one parameter, listed once).
-        rng: None uses a fresh, unseeded RandomState; pass a seeded one for reproducible
-            sampling.
+        mode: ``'full'``, ``'sample'`` or ``'max'``: the default rule, used when no searcher
+            drives the choice (the ``mode`` key of the seed's experiment files; searchers install
+            their own rules whatever it is). Changeable later, e.g. ``net.apply(mode='max')``.
+        alpha: None (the usual case: a space only declares the choice), or a ``Parameter`` of
+            shape ``(n, 1, 1, 1, 1)`` as spaces of the original NNabla NAS declare it: the
+            decision's initial logits; passing the same one to several MixedOps makes them one
+            decision (it is then one parameter, listed once).
+        rng: the default ``sample`` rule's generator; None uses a fresh, unseeded RandomState.
         names: candidate labels (default: the candidates' class names).
         label: the label of the decision this choice makes. MixedOps given the same label are
             one decision (e.g. the same edge of every normal cell): searchers give them one
@@ -116,9 +135,9 @@ class MixedOp(Module):
         n = len(self.ops)
         if n == 0:
             raise ValueError("MixedOp needs at least one candidate")
-        if alpha is None:
-            alpha = Parameter((n, 1, 1, 1, 1))
-        elif not isinstance(alpha, Parameter) or tuple(alpha.shape) != (n, 1, 1, 1, 1):
+        if alpha is not None and (
+            not isinstance(alpha, Parameter) or tuple(alpha.shape) != (n, 1, 1, 1, 1)
+        ):
             raise ValueError(
                 f"MixedOp alpha must be a Parameter of shape {(n, 1, 1, 1, 1)}, got "
                 f"{type(alpha).__name__} {tuple(getattr(alpha, 'shape', ()))}"
@@ -158,7 +177,10 @@ class MixedOp(Module):
         super().__setattr__(name, value)
 
     def probabilities(self) -> np.ndarray:
-        """``softmax(alpha)`` as a float64 numpy array of shape ``(n,)``."""
+        """The default rules' probabilities: ``softmax(alpha)`` of a declared ``alpha``, else
+        uniform; float64, shape ``(n,)``."""
+        if self.alpha is None:
+            return np.full(len(self.ops), 1.0 / len(self.ops))
         return softmax(self.alpha.d)
 
     def call(self, *inputs: Any) -> nn.Variable:
@@ -172,13 +194,22 @@ class MixedOp(Module):
 def choice_groups(module: Module) -> OrderedDict[str, list[MixedOp]]:
     """The decisions under ``module``: ``label -> [MixedOp, ...]`` in module order.
 
-    A MixedOp's label is its ``label`` when given, else its module path; MixedOps with the same
-    label (a shared decision) are listed together, under the position of the first one.
+    A MixedOp's label is its ``label`` when given; else, when it declares an ``alpha``, the
+    path of that parameter without a trailing ``/alpha`` (MixedOps sharing one ``alpha`` are one
+    decision); else its module path. MixedOps with the same label are listed together, under
+    the position of the first one.
     """
+    alpha_paths = {id(p): k.removesuffix("/alpha") for k, p in module.get_parameters().items()}
     groups: OrderedDict[str, list[MixedOp]] = OrderedDict()
     for path, m in module.get_modules():
         if isinstance(m, MixedOp):
-            groups.setdefault(m.label if m.label is not None else path, []).append(m)
+            if m.label is not None:
+                label = m.label
+            elif m.alpha is not None:
+                label = alpha_paths[id(m.alpha)]
+            else:
+                label = path
+            groups.setdefault(label, []).append(m)
     return groups
 
 
@@ -210,7 +241,7 @@ def use_architecture(module: Module, architecture: Mapping[str, int]) -> Iterato
 
 
 def arch_parameters(module: Module, grad_only: bool = False) -> OrderedDict[str, Parameter]:
-    """The ``alpha`` of every :class:`MixedOp` under ``module``, once each, by parameter path.
+    """The declared ``alpha`` of every :class:`MixedOp` under ``module``, once each, by path.
 
     Paths and order are those of ``module.get_parameters()`` (a shared alpha appears once, at
     its first path).
@@ -219,7 +250,11 @@ def arch_parameters(module: Module, grad_only: bool = False) -> OrderedDict[str,
         module: the root module.
         grad_only: keep only the parameters with ``need_grad=True``.
     """
-    ids = {id(m.alpha) for _, m in module.get_modules() if isinstance(m, MixedOp)}
+    ids = {
+        id(m.alpha)
+        for _, m in module.get_modules()
+        if isinstance(m, MixedOp) and m.alpha is not None
+    }
     params = module.get_parameters(grad_only=grad_only)
     return OrderedDict((k, p) for k, p in params.items() if id(p) in ids)
 
@@ -231,6 +266,10 @@ def net_parameters(module: Module, grad_only: bool = False) -> OrderedDict[str, 
         module: the root module.
         grad_only: keep only the parameters with ``need_grad=True``.
     """
-    ids = {id(m.alpha) for _, m in module.get_modules() if isinstance(m, MixedOp)}
+    ids = {
+        id(m.alpha)
+        for _, m in module.get_modules()
+        if isinstance(m, MixedOp) and m.alpha is not None
+    }
     params = module.get_parameters(grad_only=grad_only)
     return OrderedDict((k, p) for k, p in params.items() if id(p) not in ids)

@@ -1,9 +1,12 @@
-"""Algorithms: the shared loop (:class:`Runner`), the :class:`Trainer` and the searchers."""
+"""Algorithms and the loop that runs them: the :class:`Trainer` and the searchers, registered
+by name in :data:`ALGORITHMS` (what ``-a`` names)."""
 
 from __future__ import annotations
 
 from ..registry import Registry
-from .runner import DataBundle, Runner
+from .algorithm import Algorithm, RunContext
+from .loop import Loop
+from .options import DataBundle, LoopOptions, NoOptions
 from .searcher.darts import DartsSearcher
 from .searcher.proxyless import ProxylessNasSearcher
 from .trainer import Trainer
@@ -13,4 +16,15 @@ ALGORITHMS.add("Trainer", Trainer)
 ALGORITHMS.add("ProxylessNasSearcher", ProxylessNasSearcher)
 ALGORITHMS.add("DartsSearcher", DartsSearcher)
 
-__all__ = ["ALGORITHMS", "DataBundle", "Runner", "Trainer"]
+__all__ = [
+    "ALGORITHMS",
+    "Algorithm",
+    "DataBundle",
+    "DartsSearcher",
+    "Loop",
+    "LoopOptions",
+    "NoOptions",
+    "ProxylessNasSearcher",
+    "RunContext",
+    "Trainer",
+]

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from .runner import Runner
+from .algorithm import Algorithm
 
 
-class Trainer(Runner):
-    """Trains every weight of a fixed network with the ``train`` optimizer.
+class Trainer(Algorithm):
+    """Trains every weight of a fixed network with the ``train`` optimizer: the loop with no
+    searcher.
 
-    The loop, accumulation, clipping, evaluation and outputs are the shared :class:`Runner`'s;
-    the best validation epoch's weights are kept in ``weights.h5`` and the test metrics of every
-    epoch are reported in ``results.json``.
+    The best validation epoch's weights are kept in ``weights.h5`` and the test metrics of every
+    epoch are reported in ``results.json``. See :class:`~nnabla_nas.runner.algorithm.Algorithm`
+    for the arguments.
     """
 
     search = False

@@ -20,7 +20,7 @@ def _evaluate(output, weights) -> float:
     from nnabla_nas.config import ExperimentConfig
 
     cfg = ExperimentConfig.from_dict(json.loads((output / "config.json").read_text()))
-    model = build_model(cfg, load_network_genotype(cfg), False, np.random.RandomState(5))
+    model = build_model(cfg, load_network_genotype(cfg), np.random.RandomState(5))
     model.load_parameters(str(weights))
     model.apply(training=False)
     data = build_data(cfg, load_data(cfg), search=False)

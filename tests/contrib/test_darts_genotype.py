@@ -23,6 +23,7 @@ from nnabla_nas.contrib.darts.ops import DilConv, FactorizedReduce, Pool, SepCon
 from nnabla_nas.errors import GenotypeError
 from nnabla_nas.genotype import load_genotype, save_genotype
 from nnabla_nas.module import Identity
+from tests.arch import genotype_of, logits_of
 
 P = {name: i for i, name in enumerate(PRIMITIVES)}
 
@@ -66,10 +67,12 @@ def tiny(**kw) -> DartsConfig:
 
 
 def set_logits(model, normal=NORMAL, reduce=REDUCE):
-    arch = model.get_arch_parameters()
+    """Logits of a shared search whose probabilities are the tables (as a searcher holds them)."""
+    values = {}
     for kind, table in (("normal", normal), ("reduce", reduce)):
         for (i, j), p in table.items():
-            arch[f"{kind}/edge_{i}_{j}"].d = np.log(p).reshape(-1, 1, 1, 1, 1)
+            values[f"{kind}/edge_{i}_{j}"] = np.log(p)
+    return logits_of(model, values)
 
 
 def test_derive_nodes_by_hand():
@@ -83,11 +86,11 @@ def test_derive_nodes_by_hand():
 
 def test_arch_json_of_a_search_matches_the_hand_computed_genotype(tmp_path):
     model = DartsSpace(tiny(), rng=np.random.RandomState(0))
-    set_logits(model)
-    written = model.export_files(tmp_path)
+    logits = set_logits(model)
+    written = model.export_files(tmp_path, logits.argmax(), logits.probabilities())
     data = json.loads((tmp_path / "arch.json").read_text())
     assert data == {**EXPECTED, "search_space": "darts"}
-    assert model.cell_genotype().to_dict() == EXPECTED
+    assert model.cell_genotype(logits.argmax(), logits.probabilities()).to_dict() == EXPECTED
     if shutil.which("dot"):
         assert [p.name for p in written] == ["arch.json", "normal.png", "reduce.png"]
         for name in ("normal.png", "reduce.png"):
@@ -255,16 +258,16 @@ def test_pnas_fixed_network_keeps_every_edges_argmax(tmp_path):
     cfg = PnasConfig(in_channels=1, init_channels=4, num_cells=3, num_choices=2, multiplier=2)
     search = PnasSpace(cfg, rng=np.random.RandomState(5))
     rng = np.random.RandomState(6)
-    chosen = {}
-    for path, p in search.get_arch_parameters().items():
+    chosen, values = {}, {}
+    for label in search.choices():
         idx = int(rng.randint(len(PRIMITIVES)))
-        if path.startswith("cells/0/edge_2_"):
+        if label.startswith("cells/0/edge_2_"):
             idx = P["none"]  # node 2 of cell 0 loses both edges
-        if path == "cells/1/edge_3_2/alpha":
+        if label == "cells/1/edge_3_2":
             idx = P["skip_connect"]
-        p.d = np.eye(len(PRIMITIVES))[idx].reshape(p.shape) * 3.0
-        chosen[path.removesuffix("/alpha")] = PRIMITIVES[idx]
-    save_genotype(tmp_path / "arch.h5", search)
+        values[label] = np.eye(len(PRIMITIVES))[idx] * 3.0
+        chosen[label] = PRIMITIVES[idx]
+    save_genotype(tmp_path / "arch.h5", genotype_of(search, logits_of(search, values)))
     geno = load_genotype(tmp_path / "arch.h5", "pnas")
     assert dict(geno.choices) == chosen
     fixed = PnasSpace(cfg, genotype=geno, rng=np.random.RandomState(7))
@@ -303,22 +306,37 @@ def test_pnas_fixed_network_keeps_every_edges_argmax(tmp_path):
 
 def test_darts_fixed_network_from_arch_h5(tmp_path):
     search = DartsSpace(tiny(), rng=np.random.RandomState(8))
-    set_logits(search)
-    save_genotype(tmp_path / "arch.h5", search)
+    logits = set_logits(search)
+    save_genotype(tmp_path / "arch.h5", genotype_of(search, logits))
     fixed = DartsSpace(tiny(), genotype=load_genotype(tmp_path / "arch.h5", "darts"))
     expected = CellGenotype.from_dict(EXPECTED)
     assert fixed.cells[0].spec == expected.cell("normal")
     assert fixed.cells[1].spec == fixed.cells[2].spec == expected.cell("reduce")
-    assert fixed.cell_specs() == search.cell_specs()
+    assert fixed.cell_specs() == search.cell_specs(logits.argmax(), logits.probabilities())
+
+
+def test_darts_fixed_network_from_an_arch_h5_written_before_the_redesign(tmp_path):
+    """Genotype files of the first version keyed the shared logits ``normal/edge_2_0`` (no
+    ``/alpha``): they still build the same fixed network."""
+    search = DartsSpace(tiny(), rng=np.random.RandomState(8))
+    logits = set_logits(search)
+    old = {k.removesuffix("/alpha"): v for k, v in logits.arrays().items()}
+    assert "normal/edge_2_0" in old
+    save_genotype(tmp_path / "arch.h5", search.to_genotype(logits.argmax(), old))
+    fixed = DartsSpace(tiny(), genotype=load_genotype(tmp_path / "arch.h5", "darts"))
+    assert fixed.cells[0].spec == CellGenotype.from_dict(EXPECTED).cell("normal")
+    again = set_logits(search, NORMAL, REDUCE)
+    again.load(old)  # the searcher's logits load the old keys too
+    assert again.argmax() == logits.argmax()
 
 
 def test_darts_fixed_network_from_an_unshared_search_derives_every_cell(tmp_path):
     search = DartsSpace(tiny(shared=False), rng=np.random.RandomState(9))
-    arch = search.get_arch_parameters()
+    values = {}
     for (i, j), p in NORMAL.items():
-        arch[f"cells/0/edge_{i}_{j}/alpha"].d = np.log(p).reshape(-1, 1, 1, 1, 1)
-        arch[f"cells/2/edge_{i}_{j}/alpha"].d = np.log(REDUCE[(i, j)]).reshape(-1, 1, 1, 1, 1)
-    save_genotype(tmp_path / "arch.h5", search)
+        values[f"cells/0/edge_{i}_{j}"] = np.log(p)
+        values[f"cells/2/edge_{i}_{j}"] = np.log(REDUCE[(i, j)])
+    save_genotype(tmp_path / "arch.h5", genotype_of(search, logits_of(search, values)))
     geno = load_genotype(tmp_path / "arch.h5", "darts")
     fixed = DartsSpace(tiny(), genotype=geno)
     assert fixed.cells[0].spec.nodes == CellGenotype.from_dict(EXPECTED).cell("normal").nodes

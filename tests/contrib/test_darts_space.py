@@ -13,7 +13,9 @@ from nnabla_nas.contrib.darts import PRIMITIVES, DartsConfig, DartsSpace, PnasCo
 from nnabla_nas.contrib.darts.ops import FactorizedReduce, ReLUConvBN
 from nnabla_nas.contrib.darts.search import SearchCell
 from nnabla_nas.errors import ConfigError
-from nnabla_nas.module import MixedOp, softmax
+from nnabla_nas.module import MixedOp, choice_groups, mixture, softmax
+from nnabla_nas.runner.searcher.logits import ArchLogits
+from tests.arch import logits_of, random_logits
 
 
 def tiny(**kw) -> DartsConfig:
@@ -48,51 +50,52 @@ def test_shared_supernet_structure():
     assert [type(c.pre0) for c in model.cells] == [
         ReLUConvBN, ReLUConvBN, FactorizedReduce, ReLUConvBN, FactorizedReduce,
     ]  # fmt: skip
-    arch = model.get_arch_parameters()
-    assert len(arch) == 2 * edges
-    assert list(arch)[:3] == ["normal/edge_2_0", "normal/edge_2_1", "normal/edge_3_0"]
-    assert list(arch)[edges] == "reduce/edge_2_0"
-    choices = model.choices()
-    assert len(choices) == 5 * edges and "cells/3/edge_4_2" in choices
-    # every normal cell's MixedOp of an edge holds the same Parameter, and so do reduce cells
+    assert not model.get_arch_parameters()  # the space declares its choices only
+    groups = choice_groups(model)
+    assert len(groups) == 2 * edges
+    assert list(groups)[:3] == ["normal/edge_2_0", "normal/edge_2_1", "normal/edge_3_0"]
+    assert list(groups)[edges] == "reduce/edge_2_0"
+    # every normal cell's MixedOp of an edge is one decision, and so are reduce cells'
     for label in ("edge_2_0", "edge_4_3"):
-        normal = {id(choices[f"cells/{k}/{label}"].alpha) for k in (0, 2, 4)}
-        reduce = {id(choices[f"cells/{k}/{label}"].alpha) for k in (1, 3)}
-        assert normal == {id(arch[f"normal/{label}"])}
-        assert reduce == {id(arch[f"reduce/{label}"])}
+        assert groups[f"normal/{label}"] == [getattr(model.cells[k], label) for k in (0, 2, 4)]
+        assert groups[f"reduce/{label}"] == [getattr(model.cells[k], label) for k in (1, 3)]
+    choices = model.choices()
     assert all(op.names == list(PRIMITIVES) and op.mode == "full" for op in choices.values())
-    # DARTS' initialisation: 1e-3 * randn
-    values = np.concatenate([p.d.ravel() for p in arch.values()])
-    assert 0 < np.abs(values).max() < 6e-3
+    logits = ArchLogits(model)
+    assert list(logits.parameters())[0] == "normal/edge_2_0/alpha"
     # channels: stem 3*4 = 12; C doubles at the reductions; outputs multiplier * C
     assert model.stem[0]._W.shape == (12, 1, 3, 3)
     assert [c.out_channels for c in model.cells] == [8, 16, 16, 32, 32]
     assert model.classifier._W.shape == (32, 10)
-    # the genotype is keyed by architecture parameter
-    geno = model.genotype()
-    assert list(geno) == [k for k in arch] and set(geno.values()) <= set(PRIMITIVES)
+    # the genotype is keyed by decision
+    geno = model.genotype(random_logits(model).argmax())
+    assert list(geno) == list(groups) and set(geno.values()) <= set(PRIMITIVES)
 
 
 def test_unshared_has_one_parameter_per_edge():
     model = PnasSpace(PnasConfig(in_channels=1, init_channels=4, num_cells=3, num_choices=2,
                                  multiplier=2))  # fmt: skip
-    arch = model.get_arch_parameters()
-    assert len(arch) == 3 * (2 + 3) == len(model.choices())
-    assert "cells/2/edge_3_1/alpha" in arch
-    assert list(model.genotype())[0] == "cells/0/edge_2_0"
+    logits = ArchLogits(model)
+    assert len(logits) == 3 * (2 + 3) == len(model.choices())
+    assert "cells/2/edge_3_1/alpha" in logits.parameters()
+    assert list(model.choices())[0] == "cells/0/edge_2_0"
     assert all(op.mode == "sample" for op in model.choices().values())
-    assert model.export_files is not None and not model.export_files(".")  # no arch.json
+    assert not model.export_files(".", logits.argmax(), logits.probabilities())  # no arch.json
 
 
 def test_search_cell_matches_a_hand_computed_mixture():
     """Inference output of one cell = concat over the last nodes of sum_j sum_i p_ij op_i(s_j)."""
     rng = np.random.RandomState(1)
     cell = SearchCell(2, 2, 6, 6, 4, reduction=True, reduction_prev=False, mode="full",
-                      alphas=None, rng=rng)  # fmt: skip
+                      shared=None, rng=rng)  # fmt: skip
     randomize(cell, rng)
     cell.training = False
+    logits = random_logits(cell, seed=4)
     s0 = nn.Variable.from_numpy_array(rng.normal(size=(2, 6, 6, 6)).astype(np.float32))
     s1 = nn.Variable.from_numpy_array(rng.normal(size=(2, 6, 6, 6)).astype(np.float32))
+    rule_ops = [m for _, m in cell.get_modules() if isinstance(m, MixedOp)]
+    for op in rule_ops:
+        op.rule = lambda o, *x: mixture(o, logits.of(o), *x)
     y = cell(s0, s1)
     y.forward()
     assert y.shape == (2, 8, 3, 3)
@@ -108,7 +111,7 @@ def test_search_cell_matches_a_hand_computed_mixture():
         total = 0.0
         for j in range(node):
             op = getattr(cell, f"edge_{node}_{j}")
-            p = softmax(op.alpha.d)
+            p = softmax(logits.of(op).d)
             for i, cand in enumerate(op.ops):
                 total = total + p[i] * value(cand(inputs[j]))
         states.append(total)
@@ -123,10 +126,15 @@ def test_supernet_forward_backward(shared):
     rng = np.random.RandomState(0)
     x = nn.Variable.from_numpy_array(rng.normal(size=(2, 1, 16, 16)).astype(np.float32))
     t = nn.Variable.from_numpy_array(np.array([[3], [7]], dtype=np.int32))
+    logits_ = random_logits(model, seed=5, scale=1e-3)
+    for op in [m for _, m in model.get_modules() if isinstance(m, MixedOp)]:
+        op.rule = lambda o, *v: mixture(o, logits_.of(o), *v)
     out = model(x)
     assert out.shape == (2, 10)
     loss = model.loss(out, t)
     params = model.get_parameters(grad_only=True)
+    for p in logits_.params.values():
+        p.grad.zero()
     for p in params.values():
         p.grad.zero()
     loss.forward()
@@ -135,8 +143,7 @@ def test_supernet_forward_backward(shared):
     logp = logits - logits.max(1, keepdims=True)
     logp -= np.log(np.exp(logp).sum(1, keepdims=True))
     assert loss.d == pytest.approx(-(logp[0, 3] + logp[1, 7]) / 2, rel=1e-5)
-    arch = model.get_arch_parameters()
-    assert all(np.abs(p.g).sum() > 0 for p in arch.values())  # full mode: every logit
+    assert all(np.abs(p.g).sum() > 0 for p in logits_.params.values())  # every logit
     assert np.abs(params["stem/0/_W"].g).sum() > 0
     assert np.abs(params["cells/0/edge_3_2/ops/4/op1/dw/_W"].g).sum() > 0  # a sep_conv_3x3
 
@@ -150,16 +157,10 @@ def test_sample_mode_runs_one_candidate_per_edge():
     assert all(op.active_index is not None for op in model.choices().values())
 
 
-def test_summary_and_architecture_graph():
+def test_architecture_graph():
     model = DartsSpace(tiny(), rng=np.random.RandomState(0))
-    model.get_arch_parameters()["normal/edge_2_1"].d = np.log(
-        np.array([0.1, 0.1, 0.1, 0.1, 0.3, 0.1, 0.1, 0.1])
-    ).reshape(8, 1, 1, 1, 1)
-    text = model.summary()
-    line = next(li for li in text.splitlines() if li.startswith("normal/edge_2_1"))
-    assert line.split() == ["normal/edge_2_1", "sep_conv_3x3", "0.300"]
-    assert len(text.splitlines()) == 2 + 2 * (2 + 3 + 4)
-    graph = model.arch_graph((1, 16, 16))
+    logits = logits_of(model, {"normal/edge_2_1": np.log([0.1, 0.1, 0.1, 0.1, 0.3, 0.1, 0.1, 0.1])})
+    graph = model.arch_graph((1, 16, 16), logits.argmax(), logits.probabilities())
     cells = [n for n in graph.nodes if n.name.startswith("cell")]
     assert [n.shape for n in cells] == [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
     assert "sep_conv_3x3(1)" in cells[0].label and "(reduce)" in cells[1].label
@@ -213,4 +214,4 @@ def test_input_channels_mismatch_is_a_clear_error():
 def test_mixed_ops_are_the_choices():
     model = DartsSpace(tiny())
     assert all(isinstance(op, MixedOp) for op in model.choices().values())
-    assert not set(model.get_arch_parameters()) & set(model.get_net_parameters())
+    assert not model.get_arch_parameters()

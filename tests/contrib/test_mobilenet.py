@@ -18,7 +18,7 @@ from nnabla_nas.contrib.mobilenet import (
 )
 from nnabla_nas.errors import ConfigError, GenotypeError
 from nnabla_nas.genotype import Genotype
-from nnabla_nas.module import Identity
+from nnabla_nas.module import Identity, use_architecture
 
 # The standard MobileNetV2 table after the fixed MB1 block (t=6 rows of Sandler et al., 2018).
 IMAGENET_SETTINGS = [[24, 2, 2], [32, 3, 2], [64, 4, 2], [96, 3, 1], [160, 3, 2], [320, 1, 1]]
@@ -40,7 +40,7 @@ def small_cfg(**kw) -> MobileNetConfig:
 
 
 def randomize(model, rng: np.random.RandomState) -> None:
-    """Random weights, BN statistics and architecture logits (so equalities are not trivial)."""
+    """Random weights and BN statistics (so equalities are not trivial)."""
     for path, p in model.get_parameters().items():
         if path.endswith("_var"):
             p.d = rng.uniform(0.5, 2.0, p.shape)
@@ -143,10 +143,8 @@ def test_supernet_structure():
         ["MB3 3x3", "MB6 5x5"],
         ["MB3 3x3", "MB6 5x5", SKIP],
     ]
-    arch = model.get_arch_parameters()
-    assert list(arch) == [f"blocks/{i}/alpha" for i in range(4)]
-    assert sum(p.size for p in arch.values()) == 2 + 3 + 2 + 3
-    assert not set(arch) & set(model.get_net_parameters())
+    assert not model.get_arch_parameters()  # the searcher owns the logits
+    assert list(model.get_net_parameters()) == list(model.get_parameters())
     # width 0.25: stem 8, first block 8, rows 16*0.25 -> 8 and 24*0.25 -> 8, head 1280.
     assert model.stem.conv._W.shape == (8, 1, 3, 3)
     assert model.first.project._W.shape == (8, 8, 1, 1)
@@ -235,32 +233,33 @@ def test_max_mode_equals_fixed_network_from_genotype():
     model = MobileNetSpace(cfg, rng=np.random.RandomState(4))
     rng = np.random.RandomState(5)
     randomize(model, rng)
-    # Make block 3 choose skip_connect and block 1 choose MB6 5x5.
-    model.choices()["blocks/3"].alpha.d = np.array([0.0, 0.1, 2.0]).reshape(3, 1, 1, 1, 1)
-    model.choices()["blocks/1"].alpha.d = np.array([0.0, 1.0, 0.5]).reshape(3, 1, 1, 1, 1)
-    geno = model.genotype()
+    # Block 3 chooses skip_connect and block 1 MB6 5x5.
+    arch = {"blocks/0": 0, "blocks/1": 1, "blocks/2": 1, "blocks/3": 2}
+    geno = model.genotype(arch)
     assert geno["blocks/3"] == SKIP and geno["blocks/1"] == "MB6 5x5"
 
     fixed = MobileNetSpace(cfg, genotype=geno, rng=np.random.RandomState(9))
     assert fixed.is_fixed and not fixed.choices() and not fixed.get_arch_parameters()
     assert isinstance(fixed.blocks[3], Identity)
-    assert fixed.block_names() == list(geno.values())
-    assert fixed.num_params() == model.num_params(only_active=True)
+    assert fixed.block_names({}) == list(geno.values())
+    assert fixed.num_params() == model.num_params(arch)
     assert fixed.num_params() < model.num_params()
     manual = sum(p.size for p in model.get_net_parameters(grad_only=True).values()) - sum(
         p.size
         for label, op in model.choices().items()
         for j, cand in enumerate(op.ops)
-        if j != model.chosen_index(op)
+        if j != arch[label]
         for p in cand.get_parameters(grad_only=True).values()
     )
     assert fixed.num_params() == manual
 
-    model.copy_chosen_weights(fixed)
+    model.copy_chosen_weights(fixed, arch)
     model.training = False
     fixed.training = False
     x = nn.Variable.from_numpy_array(rng.normal(size=(3, 1, 28, 28)).astype(np.float32))
-    a, b = model(x), fixed(x)
+    with use_architecture(model, arch):
+        a = model(x)
+    b = fixed(x)
     F.sink(a, b).forward()
     assert np.abs(a.d).max() > 0
     np.testing.assert_allclose(a.d, b.d, rtol=1e-5, atol=1e-6)
@@ -274,7 +273,8 @@ def test_max_mode_equals_fixed_network_from_genotype():
 
 def test_genotype_validation():
     cfg = small_cfg()
-    good = MobileNetSpace(cfg).genotype()
+    model = MobileNetSpace(cfg)
+    good = model.genotype({label: 0 for label in model.choices()})
     with pytest.raises(GenotypeError, match=r"unknown labels \['blocks/9'\]"):
         MobileNetSpace(cfg, genotype={**good, "blocks/9": "MB3 3x3"})
     missing = dict(good)
@@ -288,21 +288,20 @@ def test_genotype_validation():
     with pytest.raises(GenotypeError, match="'darts'"):
         MobileNetSpace(cfg, genotype=Genotype("darts", good))
     fixed = MobileNetSpace(cfg, genotype=Genotype("mobilenet", good))
-    assert fixed.block_names() == list(good.values())
+    assert fixed.block_names({}) == list(good.values())
 
 
 def test_single_candidate_is_not_a_choice():
     model = MobileNetSpace(small_cfg(candidates=["MB6 3x3"], skip_connect=False))
     assert not model.choices() and not model.get_arch_parameters()
-    assert model.genotype() == {}
-    assert model.block_names() == ["MB6 3x3"] * 4
-    assert "no architecture choices" in model.summary()
+    assert model.genotype({}) == {}
+    assert model.block_names({}) == ["MB6 3x3"] * 4
     # With skip_connect, the shape-keeping blocks still choose between MB6 3x3 and skipping.
     cfg = small_cfg(candidates=["MB6 3x3"], skip_connect=True)
     model = MobileNetSpace(cfg)
     assert list(model.choices()) == ["blocks/1", "blocks/3"]
     fixed = MobileNetSpace(cfg, genotype={"blocks/1": SKIP, "blocks/3": "MB6 3x3"})
-    assert fixed.block_names() == ["MB6 3x3", SKIP, "MB6 3x3", "MB6 3x3"]
+    assert fixed.block_names({}) == ["MB6 3x3", SKIP, "MB6 3x3", "MB6 3x3"]
     assert isinstance(fixed.blocks[1], Identity) and isinstance(fixed.blocks[0], InvertedResidual)
 
 
@@ -312,7 +311,7 @@ def test_mobilenet_v2_reference_parameter_count():
     )
     model = MobileNetSpace(cfg)  # graph construction only
     assert model.num_params() == TORCHVISION_MOBILENET_V2_PARAMS
-    assert model.num_params(only_active=True) == TORCHVISION_MOBILENET_V2_PARAMS
+    assert model.num_params({}) == TORCHVISION_MOBILENET_V2_PARAMS
     # Running statistics (2 per BN channel) are saved with the weights but are not learnable.
     bn_channels = sum(p.size for k, p in model.get_net_parameters().items() if k.endswith("_mean"))
     assert len(model.get_net_parameters()) > len(model.get_net_parameters(grad_only=True))
@@ -338,18 +337,9 @@ def test_cifar_reference_forward_and_shapes():
         shapes.append(feats.shape[1:])
     # The seed's CIFAR table: stem /2, then strides 1, 1, 2, 1, 2, 1 -> 4x4 at the end.
     assert shapes[0] == (16, 16, 16) and shapes[-1] == (320, 4, 4)
-    graph = model.arch_graph((3, 32, 32))
+    graph = model.arch_graph((3, 32, 32), {})
     block_nodes = [n for n in graph.nodes if n.name.startswith("b")]
     assert [n.shape for n in block_nodes] == shapes[1:]
     out = model(x)
     out.forward()
     assert out.shape == (1, 10) and np.isfinite(out.d).all()
-
-
-def test_summary_reports_argmax_and_probability():
-    model = MobileNetSpace(small_cfg(), rng=np.random.RandomState(0))
-    model.choices()["blocks/1"].alpha.d = np.log(np.array([0.2, 0.5, 0.3])).reshape(3, 1, 1, 1, 1)
-    text = model.summary()
-    line = next(li for li in text.splitlines() if li.startswith("blocks/1"))
-    assert line.split() == ["blocks/1", "MB6", "5x5", "0.500", "3"]
-    assert len(text.splitlines()) == 2 + 4

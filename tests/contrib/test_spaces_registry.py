@@ -12,6 +12,7 @@ import pytest
 
 from nnabla_nas.contrib import SPACES
 from nnabla_nas.genotype import load_genotype, save_genotype
+from tests.arch import genotype_of, random_logits
 
 #: name -> (the space's network keys at a tiny size, input shape)
 TINY = {
@@ -56,20 +57,21 @@ def test_every_space_builds_runs_exports_and_rebuilds(name, tmp_path):
     cfg = space.Config(**keys)
     model = space(cfg, rng=np.random.RandomState(0))
     assert model.choices(), "a supernet without choices"
+    assert not model.get_arch_parameters(), "a space declares choices; logits are the searcher's"
     rng = np.random.RandomState(1)
-    for p in model.get_arch_parameters().values():  # a non-trivial architecture
-        p.d = rng.normal(0, 1, p.shape)
+    logits = random_logits(model, seed=1)  # a non-trivial architecture, as a searcher holds it
+    arch = logits.argmax()
     _train_once(model, shape, rng)
 
-    save_genotype(tmp_path / "arch.h5", model, extra={"epoch": 1})
-    written = model.export_files(tmp_path)
+    save_genotype(tmp_path / "arch.h5", genotype_of(model, logits, {"epoch": 1}))
+    written = model.export_files(tmp_path, arch, logits.probabilities())
     assert all(p.is_file() and p.parent == tmp_path for p in written)
     geno = load_genotype(tmp_path / "arch.h5", name)
-    assert geno.space == name and dict(geno.choices) == dict(model.genotype())
+    assert geno.space == name and dict(geno.choices) == dict(model.genotype(arch))
 
     fixed = space(cfg, genotype=geno, rng=np.random.RandomState(2))
     assert not fixed.choices() and not fixed.get_arch_parameters()
-    assert fixed.genotype() == {}
+    assert fixed.genotype({}) == {}
     _train_once(fixed, shape, rng)
     # a written cell genotype (arch.json) rebuilds the same fixed network as the arch.h5
     json_files = [p for p in written if p.suffix == ".json"]

@@ -16,14 +16,13 @@ import nnabla as nn
 import nnabla.functions as F
 import numpy as np
 
-from nnabla_nas.config import ExperimentConfig, NetworkConfig, OptimizerConfig
 from nnabla_nas.contrib.model import Model
 from nnabla_nas.data import DataLoader
 from nnabla_nas.distributed import Communicator
 from nnabla_nas.estimator import FlopsEstimator
 from nnabla_nas.estimator.regularizer import Regularizer
 from nnabla_nas.module import BatchNormalization, Conv, GlobalAvgPool, Linear, ReLU
-from nnabla_nas.runner import DataBundle, Trainer
+from nnabla_nas.runner import DataBundle, LoopOptions, Trainer
 from nnabla_nas.runner.searcher.darts import DartsSearcher, DartsSearcherConfig
 from nnabla_nas.runner.searcher.proxyless import ProxylessNasConfig, ProxylessNasSearcher
 from tests.runner.searcher_toy import ToySpace, toy_data
@@ -94,23 +93,17 @@ def sharded_data(
     )  # fmt: skip
 
 
-def config(input_shape: list[int], epoch: int = 1) -> ExperimentConfig:
-    return ExperimentConfig(
-        network=NetworkConfig(search_space="toy", space=None),
-        epoch=epoch,
-        input_shape=input_shape,
-        batch_size_train=BATCH,
-        batch_size_valid=BATCH,
-        mini_batch_train=MINI,
-        mini_batch_valid=MINI,
-        print_frequency=1000,
-        optimizer={
-            # clipping on (and active): the global norm must be the averaged gradient's
-            "train": OptimizerConfig(solver={"name": "Momentum", "lr": 0.2, "momentum": 0.9},
-                                     weight_decay=1e-3, grad_clip=0.5),
-            "valid": OptimizerConfig(solver={"name": "Adam", "alpha": 0.05}),
-        },
-    )  # fmt: skip
+def config(input_shape: list[int], epoch: int = 1) -> dict[str, Any]:
+    """The loop's options and the optimizers (keyword arguments of an algorithm)."""
+    loop = LoopOptions(epochs=epoch, input_shape=tuple(input_shape), mini_batch_train=MINI,
+                       mini_batch_valid=MINI, print_frequency=1000)  # fmt: skip
+    optimizers = {
+        # clipping on (and active): the global norm must be the averaged gradient's
+        "train": {"solver": {"name": "Momentum", "lr": 0.2, "momentum": 0.9},
+                  "weight_decay": 1e-3, "grad_clip": 0.5},
+        "valid": {"solver": {"name": "Adam", "alpha": 0.05}},
+    }  # fmt: skip
+    return {"loop": loop, "optimizers": optimizers}
 
 
 def trainer(comm: Communicator, output: Path, bn: bool = False) -> Any:
@@ -119,7 +112,7 @@ def trainer(comm: Communicator, output: Path, bn: bool = False) -> Any:
     # 20 training examples: one step of 16 (the other 4 dropped; on 2 processes shards of 10,
     # one step of 8 each); 21 held out for evaluation (shards of 11 and 10)
     data = sharded_data(images(20, seed=5), images(21, seed=6), comm)
-    return Trainer(model, config([1, 6, 6]), data, output, seed=7, comm=comm)
+    return Trainer(model, data, output, seed=7 - 1, comm=comm, **config([1, 6, 6]))
 
 
 def proxyless(comm: Communicator, output: Path, estimator: str, hardware: bool = False) -> Any:
@@ -137,8 +130,8 @@ def proxyless(comm: Communicator, output: Path, estimator: str, hardware: bool =
     if hardware:
         flops = FlopsEstimator((8,))
         regs["flops"] = Regularizer("flops", flops, bound=50.0, loss_type="mul#log")
-    return ProxylessNasSearcher(model, config([8], epoch=2), data, output, options=options,
-                                seed=11, regularizers=regs, comm=comm)  # fmt: skip
+    return ProxylessNasSearcher(model, data, output, options=options, seed=11 - 1,
+                                regularizers=regs, comm=comm, **config([8], epoch=2))  # fmt: skip
 
 
 def darts(comm: Communicator, output: Path) -> Any:
@@ -149,7 +142,8 @@ def darts(comm: Communicator, output: Path) -> Any:
     xa, ya = toy_data(32, seed=1)
     data = sharded_data((x, y.ravel()), (xa, ya.ravel()), comm)
     options = DartsSearcherConfig(order=2, unrolled_lr=0.1)
-    return DartsSearcher(model, config([8]), data, output, options=options, seed=13, comm=comm)
+    return DartsSearcher(model, data, output, options=options, seed=13 - 1, comm=comm,
+                         **config([8]))  # fmt: skip
 
 
 SCENARIOS: dict[str, Callable[[Communicator, Path], Any]] = {
@@ -166,9 +160,15 @@ def run(name: str, comm: Communicator, output: Path) -> dict[str, Any]:
     """Runs scenario ``name`` into ``output``; returns its parameters (before and after) and
     results."""
     runner = SCENARIOS[name](comm, output)
-    initial = {k: np.array(v.d, copy=True) for k, v in runner.model.get_parameters().items()}
+    runner.loop()  # set up (rank 0's network broadcast)
+
+    def everything() -> dict[str, np.ndarray]:
+        params = {**runner.model.get_parameters(), **runner.parameters()}
+        return {k: np.array(v.d, copy=True) for k, v in params.items()}
+
+    initial = everything()
     results = runner.run()
-    params = {k: np.array(v.d, copy=True) for k, v in runner.model.get_parameters().items()}
+    params = everything()
     return {"params": params, "results": results, "initial": initial, "output": output}
 
 

@@ -20,7 +20,17 @@ from nnabla_nas.estimator.base import Layer
 from nnabla_nas.estimator.latency import LatencyTable, measure_layer, robust_median
 from nnabla_nas.module import softmax
 
-from .toy import SHAPE, Nested, StubClock, Toy, layer_ms, no_clock, write_table
+from .toy import (
+    SHAPE,
+    Nested,
+    StubClock,
+    Toy,
+    argmax,
+    distribution,
+    layer_ms,
+    no_clock,
+    write_table,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -58,16 +68,18 @@ def test_each_distinct_layer_is_measured_once(tmp_path):
     model = Toy()
     keys = {layer.key for layer in trace(model, SHAPE).all_layers()}
     assert len(list(trace(model, SHAPE).all_layers())) == 7 and len(keys) == 6
-    est.predict(model)
+    est.predict(model, argmax(model))
     assert est.measured == len(keys)
     assert clock.calls == 2 * 3 * len(keys)  # two readings per timed run
     est.predict(model, {"a": 1, "b": 0})
-    est.expected(model)
+    est.expected(model, distribution(model))
     assert est.measured == len(keys)  # nothing measured again
     # Another estimator (another run) on the same table measures nothing.
     again = LatencyEstimator(SHAPE, lookup_table=tmp_path / "t.json", shipped_tables=False,
                              timer=no_clock)  # fmt: skip
-    assert again.predict(Toy(seed=1)) == pytest.approx(est.predict(model))
+    assert again.predict(Toy(seed=1), argmax(Toy(seed=1))) == pytest.approx(
+        est.predict(model, argmax(model))
+    )
     assert again.measured == 0
 
 
@@ -79,7 +91,7 @@ def test_architecture_latency_is_the_sum_over_its_layers(tmp_path):
     assert est.predict(model, {"a": 1, "b": 1}) == pytest.approx(2.0 * 5)
     assert est.predict(model, {"a": 2, "b": 1}) == pytest.approx(2.0 * 3)
     model.a.alpha.d = np.array([0.0, 0.0, 3.0]).reshape(model.a.alpha.shape)  # argmax: skip
-    assert est.predict(model) == pytest.approx(2.0 * 4)
+    assert est.predict(model, argmax(model)) == pytest.approx(2.0 * 4)
     assert est.value_range(model) == pytest.approx((6.0, 12.0))  # skip,skip .. 1x1+ReLU,conv
 
 
@@ -96,7 +108,7 @@ def test_table_file_round_trip(tmp_path):
     est = LatencyEstimator(SHAPE, lookup_table=path, shipped_tables=False,
                            timer=StubClock(0.001), repeat=2)  # fmt: skip
     model = Toy()
-    value = est.predict(model)
+    value = est.predict(model, argmax(model))
     data = json.loads(path.read_text())
     assert data["format"] == "nnabla_nas.latency_table/1"
     (section,) = data["runtimes"].values()
@@ -113,7 +125,7 @@ def test_table_file_round_trip(tmp_path):
     merged = next(iter(json.loads(path.read_text())["runtimes"].values()))["layers"]
     assert merged["Other[1]()"]["ms"] == 9.0 and len(merged) == 7
     again = LatencyEstimator(SHAPE, lookup_table=path, timer=no_clock, shipped_tables=False)
-    assert again.predict(model) == value
+    assert again.predict(model, argmax(model)) == value
 
 
 @pytest.mark.parametrize(
@@ -172,7 +184,7 @@ def test_expected_latency_and_its_gradient(tmp_path):
     pa, pb = softmax([0.5, -1.0, 2.0]), softmax([1.0, 0.0])
     hand = 1.75 + pa @ [1.5, 0.35, 0.0] + pb @ [1.5, 0.0]
     assert hand == pytest.approx(_expected_by_hand(model, None))
-    e = est.expected(model)
+    e = est.expected(model, distribution(model))
     assert e.shape == ()
     e.forward()
     assert float(e.d) == pytest.approx(hand, rel=1e-6)
@@ -209,10 +221,12 @@ def test_expected_latency_of_nested_choices():
     # Every layer 1 ms: stem 1; outer: inner path = 1x1 conv + inner choice (1 or 0); skip 0.
     p, q = softmax([0.3, -0.2]), softmax([-0.5, 1.0])
     hand = 1.0 + p[0] * (1.0 + q[0] * 1.0)
-    e = est.expected(model)
+    e = est.expected(model, distribution(model))
     e.forward()
     assert float(e.d) == pytest.approx(hand, rel=1e-6)
-    assert est.predict(model) == pytest.approx(2.0)  # outer argmax 'inner', inner argmax 'skip'
+    assert est.predict(model, argmax(model)) == pytest.approx(
+        2.0
+    )  # outer argmax 'inner', inner argmax 'skip'
     assert est.predict(model, {"outer": 0, "outer/ops/0/1": 0}) == pytest.approx(3.0)
 
 
@@ -228,7 +242,7 @@ def test_calibration_scales_every_layer_and_is_kept_in_the_table(tmp_path):
     assert fit["scale"] == pytest.approx(scale, rel=1e-5) and fit["networks"] == 2
     assert fit["mean_relative_error_raw"] == pytest.approx(np.mean(np.abs(raw - 4) / 4), abs=1e-4)
     assert est.predict(model, archs[1]) == pytest.approx(1.75 * scale)
-    e = est.expected(model)
+    e = est.expected(model, distribution(model))
     e.forward()
     assert float(e.d) == pytest.approx(scale * _expected_by_hand(model, None), rel=1e-5)
     section = next(iter(json.loads(path.read_text())["runtimes"].values()))
@@ -293,7 +307,7 @@ def test_tables_serve_only_their_own_runtime(tmp_path):
     path.write_text(json.dumps(data))
     clock = StubClock()
     est = LatencyEstimator(SHAPE, lookup_table=path, timer=clock, repeat=2, shipped_tables=False)
-    est.predict(model)
+    est.predict(model, argmax(model))
     assert est.measured == 6  # the other device's entries are not used
     # The shipped table covers the example spaces on the machine it was built on.
     shipped = json.loads((SHIPPED_TABLES / "example_spaces.json").read_text())

@@ -21,10 +21,14 @@ from nnabla_nas.module import (
     MaxPool,
     MixedOp,
     Module,
+    Parameter,
     ReLU,
     Sequential,
     softmax,
 )
+from tests.arch import random_logits
+
+from .toy import argmax, distribution
 
 
 def _layers(module, shape, batch=2):
@@ -68,6 +72,7 @@ class Net(Module):
         self.choice = MixedOp(
             [Sequential(DwConv(8, 3, pad=1), ReLU()), Conv(8, 8, 1), Identity()],
             names=["dw", "pw", "skip"],
+            alpha=Parameter((3, 1, 1, 1, 1)),  # declared logits (as a ported space)
         )
         self.pool = GlobalAvgPool()
         self.fc = Linear(8, 10)
@@ -93,7 +98,7 @@ def test_flops_and_params_of_architectures():
         assert ParamsEstimator((3, 8, 8)).predict(net, {"choice": i}) == n
     assert FlopsEstimator((3, 8, 8), batch_size=4).predict(net, {"choice": 1}) == 4 * (fixed + pw)
     net.choice.alpha.d = np.array([0.2, -0.4, 0.1]).reshape(net.choice.alpha.shape)
-    e = est.expected(net)
+    e = est.expected(net, distribution(net))
     e.forward()
     p = softmax([0.2, -0.4, 0.1])
     assert float(e.d) == pytest.approx(fixed + p @ [dw, pw, 0], rel=1e-6)
@@ -106,9 +111,8 @@ def test_params_match_the_space_count_of_the_argmax_network():
     cfg = parse_dataclass(MobileNetConfig, {"num_classes": 10, "settings": [[8, 2, 2]],
                                             "width_mult": 0.25, "in_channels": 1})  # fmt: skip
     model = MobileNetSpace(cfg, rng=np.random.RandomState(0))
-    for op in model.choices().values():
-        op.alpha.d = np.random.RandomState(1).randn(*op.alpha.shape)
-    assert ParamsEstimator((1, 16, 16)).predict(model) == model.num_params(only_active=True)
+    arch = random_logits(model, seed=1).argmax()
+    assert ParamsEstimator((1, 16, 16)).predict(model, arch) == model.num_params(arch)
 
 
 def test_peak_activation_of_a_chain_and_a_residual():
@@ -146,16 +150,16 @@ def test_expected_memory_is_differentiable_and_bounded_by_the_argmax_memory():
     net = Net()
     est = MemoryEstimator((3, 8, 8))
     net.choice.alpha.d = np.array([30.0, 0.0, 0.0]).reshape(net.choice.alpha.shape)
-    e = est.expected(net)
+    e = est.expected(net, distribution(net))
     e.forward()
-    params, peak = est.memory(net)
+    params, peak = est.memory(net, argmax(net))
     # At a one-hot distribution: exact parameters plus the largest working set of one function
     # (conv: x 192 + out 128 values), a lower bound of the real peak.
     assert float(e.d) == pytest.approx(params + 320 * 4, rel=1e-5)
     assert float(e.d) <= params + peak
     net.choice.alpha.d = np.zeros(net.choice.alpha.shape)
     net.choice.alpha.grad.zero()
-    e = est.expected(net)
+    e = est.expected(net, distribution(net))
     e.forward()
     e.backward()
     assert np.abs(net.choice.alpha.g).sum() > 0

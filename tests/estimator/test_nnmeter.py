@@ -37,6 +37,7 @@ from nnabla_nas.estimator.nnmeter_build import (
 from nnabla_nas.estimator.nnmeter_build import (
     main as build_main,
 )
+from tests.arch import random_logits
 from tests.conftest import run_cli, tiny_mnist_config, write_json
 
 DATA = Path(__file__).parent / "data"
@@ -234,40 +235,37 @@ def test_custom_predictor_predicts_the_kernel_sum(constant_predictor):
     assert est.predict(space, ARCH_A) == pytest.approx(3.71, rel=1e-9)
     assert est.predict(space, ARCH_SKIP) == pytest.approx(constant_total(ARCH_SKIP), rel=1e-9)
     assert constant_total(ARCH_SKIP) == pytest.approx(3.71 - 0.6 - 0.2 - 0.05)
-    # the argmax architecture (logits favour the last candidate everywhere)
-    for op in space.choices().values():
-        op.alpha.d = np.arange(len(op.ops)).reshape(op.alpha.shape)
-    assert est.predict(space) == pytest.approx(
-        constant_total({"blocks/0": 1, "blocks/1": 1, "blocks/2": 2}), rel=1e-9
-    )
-    assert est.details(space) == {"ms": pytest.approx(est.predict(space))}
+    # every label must be given: an estimator has no argmax of its own
+    last = {"blocks/0": 1, "blocks/1": 1, "blocks/2": 2}
+    assert est.predict(space, last) == pytest.approx(constant_total(last), rel=1e-9)
+    assert est.details(space, last) == {"ms": pytest.approx(est.predict(space, last))}
+    with pytest.raises(ValueError, match="no candidate given for choices"):
+        est.predict(space, {"blocks/0": 1})
 
 
 def test_expected_is_the_first_order_expansion(constant_predictor):
     folder, _ = constant_predictor
     est = NnMeterEstimator(SHAPE, predictor=str(folder))
     space = tiny_space()
-    rng = np.random.RandomState(3)
-    choices = space.choices()
-    for op in choices.values():
-        op.alpha.d = rng.normal(0, 1, op.alpha.shape)
-    best = {label: int(np.argmax(op.alpha.d)) for label, op in choices.items()}
+    logits = random_logits(space, seed=3)
+    params = logits.params
+    best = {label: int(np.argmax(p.d)) for label, p in params.items()}
     base = constant_total(best)
     want, grads = base, {}
-    for label, op in choices.items():
-        a = op.alpha.d.reshape(-1)
+    for label, param in params.items():
+        a = param.d.reshape(-1)
         p = np.exp(a - a.max()) / np.exp(a - a.max()).sum()
         deltas = np.array([constant_total({**best, label: i}) - base for i in range(len(a))])
         want += float(p @ deltas)
         grads[label] = p * (deltas - p @ deltas)  # d/da of sum_i softmax(a)_i delta_i
-    value = est.expected(space)
+    value = est.expected(space, logits.distribution())
     value.forward()
     assert float(value.d) == pytest.approx(want, rel=1e-5)
-    for op in choices.values():
-        op.alpha.grad.zero()
+    for p in params.values():
+        p.grad.zero()
     value.backward()
-    for label, op in choices.items():
-        np.testing.assert_allclose(op.alpha.g.reshape(-1), grads[label], rtol=1e-4, atol=1e-6)
+    for label, p in params.items():
+        np.testing.assert_allclose(p.g.reshape(-1), grads[label], rtol=1e-4, atol=1e-6)
 
 
 def test_predictor_from_latency_table_measurements(tmp_path):
@@ -455,4 +453,4 @@ def test_build_command(tmp_path, capsys):
     assert {"conv-bn-relu", "dwconv-bn-relu", "fc"} <= set(meta["kernels"])
     assert table.is_file()  # the measurements are kept in the latency table
     est = NnMeterEstimator(SHAPE, predictor=str(out))
-    assert est.predict(tiny_space()) > 0
+    assert est.predict(tiny_space(), ARCH_A) > 0

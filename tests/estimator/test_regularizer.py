@@ -15,11 +15,11 @@ from nnabla_nas.estimator import FlopsEstimator, LatencyEstimator
 from nnabla_nas.estimator.regularizer import Regularizer, build_regularizer
 from nnabla_nas.genotype import load_genotype
 from nnabla_nas.module import softmax
-from nnabla_nas.runner.searcher.proxyless import ProxylessNasConfig, ProxylessNasSearcher
+from nnabla_nas.runner.searcher.proxyless_gates import gate_gradient, hardware_gradient
 
 from ..conftest import run_cli, tiny_mnist_config, write_json
 from ..events import read_scalars
-from ..runner.searcher_toy import ToySpace, make_config, make_data, toy_data
+from ..runner.searcher_toy import ToySpace, make_searcher, toy_data
 from .toy import no_clock
 
 # ------------------------------------------------------------------------------ configuration
@@ -123,11 +123,8 @@ COSTS = np.array([0.0, 0.0, 64.0])
 
 
 def _searcher(tmp_path, reg: Regularizer | None, estimator: str = "gradient"):
-    model = ToySpace()
-    options = ProxylessNasConfig(estimator, 4, 0.9)
     regs = {reg.label: reg} if reg is not None else {}
-    return ProxylessNasSearcher(model, make_config(), make_data(), tmp_path, options=options,
-                                seed=0, regularizers=regs)  # fmt: skip
+    return make_searcher(ToySpace(), tmp_path, estimator, regularizers=regs)
 
 
 def _batch():
@@ -136,12 +133,12 @@ def _batch():
 
 
 def _gradients(searcher, alpha_values, draw=(0, 2, 2)):
-    alpha = searcher.model.choice.alpha
+    alpha = searcher.logits.params["choice"]
     alpha.d = np.asarray(alpha_values).reshape(alpha.shape)
     alpha.grad.zero()
-    metrics = searcher.gate_gradient(_batch(), {id(alpha): draw})
+    metrics = gate_gradient(searcher, _batch(), {"choice": draw})
     ce_grad = np.array(alpha.g, copy=True).reshape(-1)
-    on = searcher.hardware_gradient(metrics)
+    on = hardware_gradient(searcher, metrics)
     return ce_grad, np.array(alpha.g, copy=True).reshape(-1), metrics, on
 
 
@@ -188,8 +185,10 @@ def test_mul_log_term_scales_the_gate_gradient_and_adds_the_exact_part(tmp_path)
 def test_gradient_step_with_the_term_moves_the_other_logits(tmp_path, monkeypatch):
     reg = Regularizer("flops", FlopsEstimator((8,)), bound=50.0, weight=0.0, lam=5.0)
     searcher = _searcher(tmp_path, reg)
-    alpha = searcher.model.choice.alpha
-    monkeypatch.setattr(searcher, "sample_gates", lambda probs: (0, 1, 0))
+    alpha = searcher.logits.params["choice"]
+    from nnabla_nas.runner.searcher import proxyless
+
+    monkeypatch.setattr(proxyless, "draw_gates", lambda logits, rng: {"choice": (0, 1, 0)})
     before = np.array(alpha.d, copy=True).reshape(-1)
     searcher.gradient_step(_batch())
     after = np.array(alpha.d).reshape(-1)

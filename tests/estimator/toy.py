@@ -14,16 +14,34 @@ from nnabla_nas.module import (
     Linear,
     MixedOp,
     Module,
+    Parameter,
     ReLU,
     Sequential,
 )
+from nnabla_nas.runner.searcher.logits import ArchLogits
 
 SHAPE = (2, 8, 8)  # one example (C, H, W)
 
 
+def _logits(n: int) -> Parameter:
+    return Parameter((n, 1, 1, 1, 1))
+
+
+def distribution(model):
+    """``label -> softmax(logits)`` (nn.Variables) of a model's decisions, as a searcher hands
+    it to the estimators (the toys declare their logits as ``alpha``, so tests can set them)."""
+    return ArchLogits(model).distribution()
+
+
+def argmax(model):
+    """``label -> index`` of the largest logit of every decision."""
+    return ArchLogits(model).argmax()
+
+
 class Toy(Module):
     """conv 3x3 2->4, choice A {conv 3x3 4->4, conv 1x1 + ReLU, identity}, choice B {conv 3x3
-    4->4, identity}, global pooling, linear 4->3. The two 3x3 4->4 convs are the same layer."""
+    4->4, identity}, global pooling, linear 4->3. The two 3x3 4->4 convs are the same layer.
+    Its choices declare their logits (``alpha``), as a ported space would."""
 
     def __init__(self, seed: int = 0) -> None:
         rng = np.random.RandomState(seed)
@@ -31,8 +49,11 @@ class Toy(Module):
         self.a = MixedOp(
             [Conv(4, 4, 3, pad=1, rng=rng), Sequential(Conv(4, 4, 1, rng=rng), ReLU()), Identity()],
             names=["conv3", "conv1_relu", "skip"],
+            alpha=_logits(3),
         )
-        self.b = MixedOp([Conv(4, 4, 3, pad=1, rng=rng), Identity()], names=["conv3", "skip"])
+        self.b = MixedOp(
+            [Conv(4, 4, 3, pad=1, rng=rng), Identity()], names=["conv3", "skip"], alpha=_logits(2)
+        )
         self.pool = GlobalAvgPool()
         self.fc = Linear(4, 3, rng=rng)
 
@@ -44,11 +65,13 @@ class Nested(Module):
     """A choice whose first candidate holds a choice of its own."""
 
     def __init__(self) -> None:
-        inner = MixedOp([Conv(4, 4, 3, pad=1), Identity()], names=["conv3", "skip"])
+        inner = MixedOp([Conv(4, 4, 3, pad=1), Identity()], names=["conv3", "skip"],
+                        alpha=_logits(2))  # fmt: skip
         self.stem = Conv(2, 4, 1)
         self.outer = MixedOp(
-            [Sequential(Conv(4, 4, 1), inner), Identity()], names=["inner", "skip"]
-        )
+            [Sequential(Conv(4, 4, 1), inner), Identity()], names=["inner", "skip"],
+            alpha=_logits(2),
+        )  # fmt: skip
 
     def call(self, x):
         return self.outer(self.stem(x))

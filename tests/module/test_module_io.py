@@ -22,7 +22,7 @@ BUILD = textwrap.dedent(
     import numpy as np
     from nnabla_nas.module import (
         BatchNormalization, Conv, GlobalAvgPool, Linear, MixedOp, Identity, MaxPool, Module,
-        ReLU, Sequential,
+        Parameter, ReLU, Sequential,
     )
 
     class Net(Module):
@@ -30,7 +30,8 @@ BUILD = textwrap.dedent(
             rng = np.random.RandomState(seed)
             self.stem = Sequential(Conv(3, 4, (3, 3), pad=(1, 1), rng=rng),
                                    BatchNormalization(4, 4), ReLU())
-            self.choice = MixedOp([Identity(), MaxPool((3, 3), (1, 1), (1, 1))])
+            self.choice = MixedOp([Identity(), MaxPool((3, 3), (1, 1), (1, 1))],
+                                  alpha=Parameter((2, 1, 1, 1, 1)))  # declared (ported style)
             self.pool = GlobalAvgPool()
             self.fc = Linear(4, 3, rng=rng)
 

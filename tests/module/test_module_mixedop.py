@@ -71,13 +71,14 @@ def test_full_is_the_softmax_weighted_sum_with_exact_gradients(rng, shape):
     assert op.active_index is None
 
 
-def test_probabilities_and_default_alpha():
+def test_a_choice_holds_no_logits_unless_a_ported_space_declares_them():
     op = MixedOp([Identity(), Identity(), Identity()])
-    assert op.alpha.shape == (3, 1, 1, 1, 1) and op.alpha.need_grad
-    np.testing.assert_array_equal(op.alpha.d, 0.0)
-    np.testing.assert_allclose(op.probabilities(), [1 / 3] * 3)
-    op.alpha.d = np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1, 1, 1)
-    np.testing.assert_allclose(op.probabilities(), _np_softmax(np.array([1.0, 2.0, 3.0])))
+    assert op.alpha is None and not op.get_parameters()  # the searcher owns the logits
+    np.testing.assert_allclose(op.probabilities(), [1 / 3] * 3)  # default rules: uniform
+    declared = MixedOp([Identity(), Identity(), Identity()], alpha=Parameter((3, 1, 1, 1, 1)))
+    assert list(declared.get_parameters()) == ["alpha"]
+    declared.alpha.d = np.array([1.0, 2.0, 3.0]).reshape(3, 1, 1, 1, 1)
+    np.testing.assert_allclose(declared.probabilities(), _np_softmax(np.array([1.0, 2.0, 3.0])))
     assert op.names == ["Identity"] * 3
 
 
@@ -198,7 +199,7 @@ def test_arch_and_net_parameters_split_by_ownership():
     class Space(Module):
         def __init__(self):
             self.stem = Conv(2, 2, 1, rng=np.random.RandomState(0))
-            self.choice = MixedOp([Conv(2, 2, 1), Identity()])
+            self.choice = MixedOp([Conv(2, 2, 1), Identity()], alpha=Parameter((2, 1, 1, 1, 1)))
             self.alpha = Parameter((2,))  # named alpha, but a weight: not a MixedOp's alpha
 
     space = Space()

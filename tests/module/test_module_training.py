@@ -15,7 +15,11 @@ class TinyNet(Mo.Module):
     def __init__(self, rng: np.random.RandomState):
         self.conv = Mo.Conv(1, 4, (3, 3), pad=(1, 1), rng=rng)
         self.bn = Mo.BatchNormalization(4, 4)
-        self.choice = Mo.MixedOp([Mo.ReLU(), Mo.LeakyReLU(0.1)], names=["relu", "leaky"])
+        self.choice = Mo.MixedOp(
+            [Mo.ReLU(), Mo.LeakyReLU(0.1)],
+            names=["relu", "leaky"],
+            alpha=Mo.Parameter((2, 1, 1, 1, 1)),
+        )  # a ported space's logits
         self.fc = Mo.Linear(4 * 6 * 6, 2, rng=rng)
 
     def call(self, x):

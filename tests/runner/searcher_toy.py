@@ -8,10 +8,9 @@ from typing import Any
 import nnabla.functions as F
 import numpy as np
 
-from nnabla_nas.config import ExperimentConfig, NetworkConfig, OptimizerConfig
 from nnabla_nas.contrib.model import Model
 from nnabla_nas.module import Lambda, Linear, MixedOp, Zero
-from nnabla_nas.runner import DataBundle
+from nnabla_nas.runner import DataBundle, LoopOptions
 from nnabla_nas.runner.searcher.proxyless import ProxylessNasConfig, ProxylessNasSearcher
 
 IN, HIDDEN, CLASSES = 8, 8, 3
@@ -65,32 +64,21 @@ def toy_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def make_config(
-    epoch: int = 1,
-    batch: int = 16,
-    mini: int = 8,
-    train: dict[str, Any] | None = None,
-    valid: dict[str, Any] | None = None,
-) -> ExperimentConfig:
-    """An experiment config built directly (no file) for the toy spaces.
+def make_options(epoch: int = 1, mini: int = 8, warmup: int = 0, **extra: Any) -> LoopOptions:
+    """The loop's options of a toy run."""
+    return LoopOptions(epochs=epoch, warmup=warmup, mini_batch_train=mini, mini_batch_valid=mini,
+                       print_frequency=1000, input_shape=(IN,), **extra)  # fmt: skip
 
-    Args:
-        train, valid: keyword arguments of the optimizer sections (``solver``, ``weight_decay``,
-            ...); by default Momentum(lr=0.1) for the weights, Adam(alpha=0.05) for the logits.
-    """
-    train = train or {"solver": {"name": "Momentum", "lr": 0.1}}
-    valid = valid or {"solver": {"name": "Adam", "alpha": 0.05}}
-    return ExperimentConfig(
-        network=NetworkConfig(search_space="toy", space=None),
-        epoch=epoch,
-        input_shape=[IN],
-        batch_size_train=batch,
-        batch_size_valid=batch,
-        mini_batch_train=mini,
-        mini_batch_valid=mini,
-        print_frequency=1000,
-        optimizer={"train": OptimizerConfig(**train), "valid": OptimizerConfig(**valid)},
-    )
+
+def make_optimizers(
+    train: dict[str, Any] | None = None, valid: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The optimizer sections: by default Momentum(lr=0.1) for the weights, Adam(alpha=0.05)
+    for the logits."""
+    return {
+        "train": train or {"solver": {"name": "Momentum", "lr": 0.1}},
+        "valid": valid or {"solver": {"name": "Adam", "alpha": 0.05}},
+    }
 
 
 def make_searcher(
@@ -100,14 +88,22 @@ def make_searcher(
     seed: int = 0,
     num_samples: int = 4,
     baseline_decay: float = 0.9,
-    **config: Any,
+    epoch: int = 1,
+    batch: int = 16,
+    mini: int = 8,
+    train: dict[str, Any] | None = None,
+    valid: dict[str, Any] | None = None,
+    regularizers: dict[str, Any] | None = None,
 ) -> ProxylessNasSearcher:
-    """A ProxylessNasSearcher on ``model`` with the toy data and ``make_config(**config)``."""
+    """A ProxylessNasSearcher on ``model`` with the toy data, set up (its loop built)."""
     options = ProxylessNasConfig(estimator, num_samples, baseline_decay)
     options.check()
-    return ProxylessNasSearcher(
-        model, make_config(**config), make_data(), output, options=options, seed=seed
-    )
+    searcher = ProxylessNasSearcher(
+        model, make_data(batch), output, options=options, loop=make_options(epoch, mini),
+        optimizers=make_optimizers(train, valid), regularizers=regularizers, seed=seed,
+    )  # fmt: skip
+    searcher.loop()  # builds the loop: the searcher is set up
+    return searcher
 
 
 def make_data(batch: int = 16) -> DataBundle:

@@ -107,33 +107,43 @@ def test_state_hooks_resume_a_searcher_exactly(tmp_path, monkeypatch, estimator)
         nn.clear_parameters()
         return make_searcher(ToySpace(0), str(out), estimator=estimator, seed=5, epoch=3)
 
+    def everything(s):
+        return {**{k: v.d.copy() for k, v in s.model.get_parameters().items()},
+                **{k: v.d.copy() for k, v in s.parameters().items()}}  # fmt: skip
+
     full = searcher(tmp_path / "full")
     full.run()
-    expected = {k: v.d.copy() for k, v in full.model.get_parameters().items()}
-    baseline = full.baseline
+    expected = everything(full)
+    baseline = full.baseline.value
 
     stopped = searcher(tmp_path / "stopped")
-    save = type(stopped).save_checkpoint
+    loop = stopped.loop()
+    save = type(loop).save_checkpoint
 
     def save_then_stop(self):
         path = save(self)
         raise _Stop(path)
 
-    monkeypatch.setattr(type(stopped), "save_checkpoint", save_then_stop)
+    monkeypatch.setattr(type(loop), "save_checkpoint", save_then_stop)
     with pytest.raises(_Stop):
         stopped.run()
     monkeypatch.undo()
-    assert stopped.epoch == 1
+    assert loop.state.epoch == 1
     stopped.rng.randn(5)  # state that must not leak into the resumed run
 
     resumed = searcher(tmp_path / "stopped")
     assert resumed.resume()
-    assert resumed.epoch == 1 and resumed.iteration == stopped.iteration
-    assert resumed.baseline == stopped.baseline
+    state = resumed.loop().state
+    assert state.epoch == 1 and state.iteration == loop.state.iteration
+    assert resumed.baseline.value == stopped.baseline.value
     if estimator == "reinforce":
-        assert resumed.baseline is not None
+        assert resumed.baseline.value is not None
     resumed.run()
-    for k, v in resumed.model.get_parameters().items():
-        np.testing.assert_array_equal(v.d, expected[k], err_msg=k)
-    assert resumed.baseline == baseline
-    assert [h["train_loss"] for h in resumed.history] == [h["train_loss"] for h in full.history]
+    got = everything(resumed)
+    assert got.keys() == expected.keys() and "choice/alpha" in got
+    for k, v in got.items():
+        np.testing.assert_array_equal(v, expected[k], err_msg=k)
+    assert resumed.baseline.value == baseline
+    assert [h["train_loss"] for h in state.history] == [
+        h["train_loss"] for h in full.loop().state.history
+    ]

@@ -10,26 +10,51 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from searcher_toy import NAMES, ArrayLoader, ToySpace, make_config, make_data, toy_data
+from searcher_toy import (
+    NAMES,
+    ArrayLoader,
+    ToySpace,
+    make_data,
+    make_optimizers,
+    make_options,
+    toy_data,
+)
 
-from nnabla_nas.assemble import build_model
 from nnabla_nas.cli import main
-from nnabla_nas.config import ExperimentConfig, parse_dataclass
+from nnabla_nas.config import parse_dataclass
 from nnabla_nas.contrib.model import Model
 from nnabla_nas.errors import ConfigError, NnasError
 from nnabla_nas.genotype import load_genotype
-from nnabla_nas.module import BatchNormalization, Linear, MixedOp, Sequential, Zero, softmax
+from nnabla_nas.module import (
+    BatchNormalization,
+    Linear,
+    MixedOp,
+    Parameter,
+    Sequential,
+    Zero,
+    softmax,
+)
 from nnabla_nas.runner import ALGORITHMS, DataBundle
 from nnabla_nas.runner.searcher.darts import DartsSearcher, DartsSearcherConfig
 from tests.conftest import run_cli, write_json
 
 
-def make_darts(model: Model, output: str, seed: int = 0, **kwargs) -> DartsSearcher:
-    """A DartsSearcher on ``model`` with the toy data; ``kwargs`` split between the searcher
-    options (``order``, ``unrolled_lr``, ``epsilon``) and ``make_config``."""
-    keys = ("order", "unrolled_lr", "epsilon")
-    options = parse_dataclass(DartsSearcherConfig, {k: kwargs.pop(k) for k in keys if k in kwargs})
-    return DartsSearcher(model, make_config(**kwargs), make_data(), output, options, seed)
+def make_darts(
+    model: Model, output: str, seed: int = 0, data: DataBundle | None = None, batch: int = 16,
+    mini: int = 8, epoch: int = 1, train: dict | None = None, valid: dict | None = None, **kwargs
+) -> DartsSearcher:  # fmt: skip
+    """A DartsSearcher on ``model`` with the toy data, set up; ``kwargs`` are its options
+    (``order``, ``unrolled_lr``, ``epsilon``, ``logit_init_std``)."""
+    options = parse_dataclass(DartsSearcherConfig, kwargs)
+    s = DartsSearcher(model, data or make_data(batch), output, options=options,
+                      loop=make_options(epoch, mini), optimizers=make_optimizers(train, valid),
+                      seed=seed)  # fmt: skip
+    s.loop()  # set up
+    return s
+
+
+def _split(s, x, y, mini):
+    return s.ctx.steps.split(x, y, mini)
 
 
 # ------------------------------------------------------------------------------ numpy models
@@ -44,8 +69,10 @@ class LinearHeadSpace(Model):
     def __init__(self, seed: int = 0) -> None:
         rng = np.random.RandomState(seed)
         ops = [Linear(4, 3, rng=rng) for _ in range(3)]
-        # mode "sample": the searcher must install the full rule itself.
-        self.choice = MixedOp(ops, mode="sample", names=["a", "b", "c"], rng=rng)
+        # mode "sample": the searcher must install the full rule itself. The logits are declared
+        # (as a space ported from the original NNabla NAS would): the searcher trains them.
+        self.choice = MixedOp(ops, mode="sample", names=["a", "b", "c"],
+                              alpha=Parameter((3, 1, 1, 1, 1)))  # fmt: skip
         self.head = Linear(3, 3, rng=rng)
         for _, p in self.get_net_parameters().items():
             p.d = (rng.randn(*p.shape) * 0.8).astype(np.float32)
@@ -123,12 +150,27 @@ def test_options_are_checked_with_the_key_and_valid_values():
         ({"order": 3}, "searcher.order", "valid values: 1, 2"),
         ({"epsilon": 0.0}, "searcher.epsilon", "must be > 0"),
         ({"unrolled_lr": -0.1}, "searcher.unrolled_lr", "must be >= 0"),
+        ({"logit_init_std": -1.0}, "searcher.logit_init_std", "must be >= 0"),
         ({"order": "2"}, "searcher.order", "expected an integer"),
         ({"estimator": "gradient"}, "searcher.estimator", "valid keys: order"),
     ]:
         with pytest.raises(ConfigError) as err:
             parse_dataclass(DartsSearcherConfig, bad, "searcher")
         assert err.value.key == key and text in str(err.value)
+
+
+def test_the_searcher_initialises_the_logits_as_darts(tmp_path):
+    """``logit_init_std * randn`` per decision from the searcher's generator (seed + 1); a
+    space that declares its logits keeps them."""
+    s = make_darts(ToySpace(0), str(tmp_path), seed=4)
+    want = 1e-3 * np.random.RandomState(5).randn(3)
+    np.testing.assert_allclose(s.logits.params["choice"].d.reshape(-1), want, rtol=1e-6)
+    s = make_darts(ToySpace(0), str(tmp_path), seed=4, logit_init_std=0.0)
+    np.testing.assert_array_equal(s.logits.params["choice"].d, 0.0)
+    ported = LinearHeadSpace(0)
+    s = make_darts(ported, str(tmp_path))
+    assert s.logits.params["choice"] is ported.choice.alpha
+    np.testing.assert_allclose(ported.choice.alpha.d.reshape(-1), [0.3, -0.4, 0.2], rtol=1e-6)
 
 
 # ------------------------------------------------------------------------------ gradients
@@ -140,7 +182,7 @@ def test_first_order_gradient_matches_finite_differences(tmp_path):
     _, (x, y) = _batches()
     alpha0 = space.choice.alpha.d.reshape(-1).astype(np.float64)
     w = np_weights(space)
-    s.first_order_gradient(s.split(x, y, 4))
+    s.first_order_gradient(_split(s, x, y, 4))
     want = finite_difference(lambda a: linear_head_loss(w, a, x, y)[0], alpha0)
     # Measured relative error ~1e-7 (float32 nnabla against float64 differences).
     assert _rel(space.choice.alpha.g, want) < 1e-4
@@ -154,7 +196,7 @@ def test_second_order_gradient_matches_finite_differences(tmp_path, mini):
     alpha0 = space.choice.alpha.d.reshape(-1).astype(np.float64)
     w = np_weights(space)
     before = {k: p.d.copy() for k, p in space.get_parameters().items()}
-    s.second_order_gradient(s.split(xv, yv, mini), s.split(xt, yt, mini))
+    s.second_order_gradient(_split(s, xv, yv, mini), _split(s, xt, yt, mini))
     assert s.unrolled_lr() == pytest.approx(0.7)  # xi defaults to the train learning rate
     train, valid = (xt, yt), (xv, yv)
     want = finite_difference(lambda a: unrolled_loss(w, a, train, valid, xi=0.7), alpha0)
@@ -185,8 +227,8 @@ def test_weight_step_and_virtual_step_with_momentum_and_weight_decay(tmp_path):
     w0 = np_weights(space)
 
     # Weight step: full mode, Momentum with L2 weight decay; alpha untouched, no gradient.
-    s.current_train_batch = s.split(xt, yt, 4)
-    s.train_step(s.current_train_batch, "train")
+    weight_batch = _split(s, xt, yt, 4)
+    s.train_step(weight_batch, "train")
     _, g0 = linear_head_loss(w0, a0, xt, yt)
     m = {k: lr * (g0[k] + wd * w0[k]) for k in w0}
     w1 = {k: w0[k] - m[k] for k in w0}
@@ -198,7 +240,7 @@ def test_weight_step_and_virtual_step_with_momentum_and_weight_decay(tmp_path):
     # Architecture step: the unrolled gradient includes mu * m and wd * w; then Sgd on alpha.
     w1 = np_weights(space)
     stored = {k: p.d.copy() for k, p in space.get_parameters().items()}
-    s.arch_step(s.split(xv, yv, 8))
+    s.arch_step(_split(s, xv, yv, 8), weight_batch)
     want = finite_difference(lambda a: unrolled_loss(w1, a, (xt, yt), (xv, yv), lr, mu, m, wd), a0)
     plain = finite_difference(lambda a: unrolled_loss(w1, a, (xt, yt), (xv, yv), lr), a0)
     new = alpha.d.reshape(-1).astype(np.float64)
@@ -214,8 +256,8 @@ def test_weight_step_and_virtual_step_with_momentum_and_weight_decay(tmp_path):
 def test_second_order_needs_the_weight_batch(tmp_path):
     s = make_darts(LinearHeadSpace(0), str(tmp_path), order=2)
     _, (x, y) = _batches()
-    with pytest.raises(NnasError, match="current_train_batch"):
-        s.arch_step(s.split(x, y, 8))
+    with pytest.raises(NnasError, match="weight batch"):
+        s.arch_step(_split(s, x, y, 8), [])
 
 
 # ------------------------------------------------------------------------------ batch norm
@@ -230,7 +272,8 @@ class BNSpace(Model):
         rng = np.random.RandomState(seed)
         ops = [Sequential(Linear(8, 8, rng=rng), BatchNormalization(8, 2)), Linear(8, 8, rng=rng),
                Zero()]  # fmt: skip
-        self.choice = MixedOp(ops, names=["linear_bn", "linear", "zero"])
+        self.choice = MixedOp(ops, names=["linear_bn", "linear", "zero"],
+                              alpha=Parameter((3, 1, 1, 1, 1)))  # fmt: skip
         self.head = Linear(8, 3, rng=rng)
         # The batch mean far from the running 0.
         self.choice.ops[0][0]._b.d = (rng.randn(8) * 3).astype(np.float32)
@@ -256,21 +299,21 @@ def test_arch_step_uses_batch_statistics_and_restores_running_ones(tmp_path, ord
     x, y = toy_data(16, seed=3)
     x = x.astype(np.float64)
     s.model.apply(training=True)
-    s.current_train_batch = s.split(*toy_data(16, seed=4), 16)
+    weight_batch = _split(s, *toy_data(16, seed=4), 16)
     stats = {k: p.d.copy() for k, p in s.stats.items()}
     weights = {k: p.d.copy() for k, p in s.weights.items()}
     assert sorted(stats) == ["choice/ops/0/1/_mean", "choice/ops/0/1/_var"]
     seen = []  # the running mean after each forward/backward pass of the step
-    accumulate = s.accumulate
+    accumulate = s.ctx.steps.accumulate
 
     def recording(*args, **kwargs):
         out = accumulate(*args, **kwargs)
         seen.append(s.stats["choice/ops/0/1/_mean"].d.copy())
         return out
 
-    s.accumulate = recording
+    s.ctx.steps.accumulate = recording
     a0 = space.choice.alpha.d.reshape(-1).astype(np.float64)
-    s.arch_step(s.split(x.astype(np.float32), y, 16))
+    s.arch_step(_split(s, x.astype(np.float32), y, 16), weight_batch)
     assert len(seen) == (1 if order == 1 else 4)
     assert not np.allclose(seen[-1], stats["choice/ops/0/1/_mean"])  # the forwards moved them
     for k, p in s.stats.items():  # ... and the architecture step put them back
@@ -301,32 +344,34 @@ def test_search_finds_the_best_candidate(tmp_path, order):
     data = DataBundle(ArrayLoader(x, y, 32), ArrayLoader(xa, ya, 32), ArrayLoader(xa, ya, 32),
                       ArrayLoader(xa, ya, 32))  # fmt: skip
     train = {"solver": {"name": "Momentum", "lr": 0.1}, "lr_scheduler": {"name": "constant"}}
-    cfg = make_config(batch=32, mini=16, train=train)
-    s = DartsSearcher(ToySpace(0), cfg, data, str(tmp_path), DartsSearcherConfig(order=order), 0)
-    op = s.choices["choice"]
+    s = make_darts(ToySpace(0), str(tmp_path), data=data, mini=16, train=train, order=order)
+
+    def probs():
+        return s.logits.probabilities()["choice"]
+
     linear = NAMES.index("linear")
-    start = op.probabilities()[linear]
+    start = probs()[linear]
     for _ in range(30):
         for (x, y), (xa, ya) in zip(s.data.train, s.data.arch):
-            s.current_train_batch = s.split(x, y, 16)
-            s.train_step(s.current_train_batch, "train")
-            s.arch_step(s.split(xa, ya, 16))
-        if op.probabilities()[linear] > 0.8:
+            weight_batch = _split(s, x, y, 16)
+            s.train_step(weight_batch, "train")
+            s.arch_step(_split(s, xa, ya, 16), weight_batch)
+        if probs()[linear] > 0.8:
             break
-    assert start < 0.34 and op.probabilities()[linear] > 0.7, op.probabilities()
-    assert s.model.genotype()["choice"] == "linear"
+    assert start < 0.34 and probs()[linear] > 0.7, probs()
+    assert s.model.genotype(s.export().architecture)["choice"] == "linear"
 
 
 def test_run_exports_the_architecture(tmp_path):
     s = make_darts(ToySpace(0), str(tmp_path), order=2, epoch=2)
     summary = s.run()
     assert summary["algorithm"] == "DartsSearcher" and summary["steps"] == 8
-    probs = s.choices["choice"].probabilities()
+    probs = s.logits.probabilities()["choice"]
     res = json.loads((tmp_path / "results.json").read_text())
     np.testing.assert_allclose(list(res["arch_probabilities"]["choice"].values()), probs)
     genotype = load_genotype(tmp_path / "arch.h5", expected_space="toy")
     assert dict(genotype.choices) == {"choice": NAMES[int(np.argmax(probs))]}
-    np.testing.assert_array_equal(genotype.logits["choice/alpha"], s.choices["choice"].alpha.d)
+    np.testing.assert_array_equal(genotype.logits["choice/alpha"], s.logits.params["choice"].d)
 
 
 # ------------------------------------------------------------------------------ CLI
@@ -392,28 +437,25 @@ def test_cli_search_then_retrain(tmp_path, order, genotype_file):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     resolved = json.loads((search / "config.json").read_text())
     assert resolved["algorithm"] == "DartsSearcher"
-    assert resolved["searcher"] == {"order": order, "unrolled_lr": None, "epsilon": 0.01}
+    assert resolved["searcher"] == {"order": order, "unrolled_lr": None, "epsilon": 0.01,
+                                    "logit_init_std": 1e-3}  # fmt: skip
     res = json.loads((search / "results.json").read_text())
     assert res["steps"] == 2 and res["algorithm"] == "DartsSearcher"
     assert "arch_loss" in (search / "log.txt").read_text()
 
     # arch.h5: the final logits, their argmax per choice as in results.json, and moved by the
-    # architecture steps from the supernet's initial logits (same seed, rebuilt here).
+    # architecture steps from the searcher's initial logits (1e-3 * randn: all near 0).
     genotype = load_genotype(search / "arch.h5", expected_space="darts")
     assert dict(genotype.choices) == res["architecture"]
-    initial = build_model(
-        ExperimentConfig.from_dict(resolved), None, True, np.random.RandomState(0)
-    )
-    start = initial.get_arch_parameters()
-    assert set(genotype.logits) == set(start) == {"normal/edge_2_0", "normal/edge_2_1",
-        "normal/edge_3_0", "normal/edge_3_1", "normal/edge_3_2", "reduce/edge_2_0",
-        "reduce/edge_2_1", "reduce/edge_3_0", "reduce/edge_3_1", "reduce/edge_3_2"}  # fmt: skip
-    for key, logits in genotype.logits.items():
-        assert np.abs(logits - start[key].d).max() > 1e-4
-    for label, probs in res["arch_probabilities"].items():  # cells/<k>/edge_<i>_<j>
-        cell, edge = label.split("/")[1:]
-        kind = "reduce" if int(cell) in (1, 2) else "normal"  # num_cells // 3, 2 * num_cells // 3
-        np.testing.assert_allclose(list(probs.values()), softmax(genotype.logits[f"{kind}/{edge}"]))
+    edges = ["edge_2_0", "edge_2_1", "edge_3_0", "edge_3_1", "edge_3_2"]
+    labels = [f"{kind}/{e}" for kind in ("normal", "reduce") for e in edges]
+    assert set(genotype.logits) == {f"{label}/alpha" for label in labels}
+    for _key, logits in genotype.logits.items():
+        assert np.abs(logits).max() > 5e-3
+    # one label per decision in every output: results.json, arch.h5 and the log
+    assert set(res["arch_probabilities"]) == set(res["architecture"]) == set(labels)
+    for label, probs in res["arch_probabilities"].items():
+        np.testing.assert_allclose(list(probs.values()), softmax(genotype.logits[f"{label}/alpha"]))
     # arch.json: the DARTS cells derived from those logits (two edges per node).
     cells = json.loads((search / "arch.json").read_text())
     assert len(cells["normal"]) == len(cells["reduce"]) == 4
@@ -438,17 +480,18 @@ def test_darts_evaluates_the_mixture_it_trains(tmp_path):
     import nnabla as nn
 
     space = ToySpace()
-    space.choice.alpha.d = np.array([0.3, -1.0, 0.9]).reshape(3, 1, 1, 1, 1)
     searcher = make_darts(space, str(tmp_path))
+    alpha = searcher.logits.params["choice"]
+    alpha.d = np.array([0.3, -1.0, 0.9]).reshape(3, 1, 1, 1, 1)
     x = nn.Variable((4, 8))
     x.d = np.random.RandomState(0).randn(4, 8)
-    with searcher.eval_mode():
+    with searcher.evaluating():
         y = space(x)
     y.forward()
     parts = [op(x) for op in space.choice.ops]
     for part in parts:
         part.forward()
-    p = softmax(space.choice.alpha.d)
+    p = softmax(alpha.d)
     mixed = sum(pi * part.d for pi, part in zip(p, parts))
     head = space.head(nn.Variable.from_numpy_array(mixed.astype(np.float32)))
     head.forward()

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import nnabla as nn
 import numpy as np
 import pytest
 from resume_runs import experiment, h5_arrays, h5_attrs, log_lines, run, write_mnist_idx
-from searcher_toy import IN, ToySpace, make_searcher
+from searcher_toy import ToySpace, make_searcher
 
 
 @pytest.fixture(scope="module")
@@ -53,17 +52,13 @@ def test_another_seed_gives_another_run(runs):
     assert any(not np.array_equal(arch_a[k], arch_c[k]) for k in arch_a)
 
 
-def test_every_choice_samples_from_the_runners_rng(tmp_path):
-    """ToySpace builds its MixedOp with rng=None (an unseeded RandomState): the runner binds
-    every choice's rng to its own, seeded and saved in checkpoints."""
+def test_every_draw_comes_from_the_searchers_rng(tmp_path):
+    """The searcher samples from its own RandomState (seeded by ``seed + 1``, saved in
+    checkpoints), never from a MixedOp's generator (ToySpace's is unseeded)."""
     s = make_searcher(ToySpace(0), str(tmp_path), seed=3)
-    op = s.choices["choice"]
-    assert op.rng is s.rng
-    op.mode, op.rule = "sample", None  # the layer's own sampling rule
-    x = nn.Variable((2, IN))
-    picks = []
-    for _ in range(8):
-        op(x)
-        picks.append(op.active_index)
-    fresh = np.random.RandomState(3)
-    assert picks == [int(fresh.choice(3, p=op.probabilities())) for _ in picks]
+    s.logits.params["choice"].d = np.array([0.5, -1.0, 1.0]).reshape(3, 1, 1, 1, 1)
+    picks = [s.sample_architecture()["choice"] for _ in range(16)]
+    fresh = np.random.RandomState(4)
+    p = s.logits.probabilities()["choice"]
+    assert picks == [int(fresh.choice(3, p=p)) for _ in picks]
+    assert len(set(picks)) > 1

@@ -20,7 +20,7 @@ from resume_runs import assert_same_run, experiment, write_mnist_idx
 
 from nnabla_nas.cli import main
 from nnabla_nas.runner import checkpoint as checkpoint_module
-from nnabla_nas.runner import runner as runner_module
+from nnabla_nas.runner import faults as runner_module
 from nnabla_nas.utils import io as io_module
 
 

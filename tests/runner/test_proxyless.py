@@ -20,13 +20,13 @@ from searcher_toy import NAMES, ToySpace, make_searcher, toy_data
 from nnabla_nas.config import parse_dataclass
 from nnabla_nas.contrib.model import Model
 from nnabla_nas.errors import ConfigError
-from nnabla_nas.module import Linear, MixedOp, Zero, softmax
+from nnabla_nas.module import Linear, MixedOp, Zero, softmax, use_architecture
 from nnabla_nas.runner import ALGORITHMS
-from nnabla_nas.runner.searcher.proxyless import (
-    ProxylessNasConfig,
-    ProxylessNasSearcher,
-    pair_gradient,
-)
+from nnabla_nas.runner.searcher import proxyless
+from nnabla_nas.runner.searcher.proxyless import ProxylessNasConfig, ProxylessNasSearcher
+from nnabla_nas.runner.searcher.proxyless_gates import gate_gradient, pair_gradient
+from nnabla_nas.runner.searcher.reinforce import log_prob_gradient
+from nnabla_nas.runner.searcher.sampling import sample_pair
 
 
 @pytest.fixture(autouse=True)
@@ -39,18 +39,19 @@ def clean_parameter_scope():
 class LinearLossSpace(Model):
     """A choice among ``n`` linear layers whose output is the logits; the loss is linear in the
     logits (``mean_b sum_c y_bc * c_c``), so it is linear in the binary gates. With ``shared``, a
-    second choice on ``2 x`` uses the same ``alpha`` and adds its output."""
+    second choice on ``2 x`` is the same decision (same label) and adds its output."""
 
     space_name = "linear_toy"
 
     def __init__(self, n: int, seed: int = 0, shared: bool = False) -> None:
         rng = np.random.RandomState(seed)
         names = [f"l{k}" for k in range(n)]
-        self.choice = MixedOp([Linear(4, 3, rng=rng) for _ in range(n)], names=names)
+        self.choice = MixedOp([Linear(4, 3, rng=rng) for _ in range(n)], names=names,
+                              label="choice")  # fmt: skip
         self.shared = shared
         if shared:
             ops = [Linear(4, 3, rng=rng) for _ in range(n)]
-            self.other = MixedOp(ops, alpha=self.choice.alpha, names=names)
+            self.other = MixedOp(ops, names=names, label="choice")
         self.c = rng.randn(1, 3).astype(np.float32)
 
     def call(self, x):
@@ -76,6 +77,24 @@ def _batch(n: int = 8, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
     return rng.randn(n, 4).astype(np.float32), rng.randint(0, 3, (n, 1)).astype(np.int32)
 
 
+def _split(searcher, x, y, mini):
+    return searcher.ctx.steps.split(x, y, mini)
+
+
+def _recording_gates(monkeypatch):
+    """Records the gate draws of the gradient estimator (``draw_gates``)."""
+    draws = []
+    real = proxyless.draw_gates
+
+    def record(logits, rng):
+        out = real(logits, rng)
+        draws.append(out["choice"])
+        return out
+
+    monkeypatch.setattr(proxyless, "draw_gates", record)
+    return draws
+
+
 def _expected_gate_gradient(searcher, alpha, batch) -> np.ndarray:
     """The exact expectation of the binary-gate gradient: every ordered draw ``i`` then ``j``
     (probability ``p_i p_j / (1 - p_i)``) and every active gate (probability ``q``)."""
@@ -88,7 +107,7 @@ def _expected_gate_gradient(searcher, alpha, batch) -> np.ndarray:
                 continue
             q = np.array([p[i], p[j]]) / (p[i] + p[j])
             for active, q_active in ((i, q[0]), (j, q[1])):
-                searcher.gate_gradient(batch, {id(alpha): (i, j, active)})
+                gate_gradient(searcher, batch, {"choice": (i, j, active)})
                 total += p[i] * p[j] / (1 - p[i]) * q_active * alpha.g.reshape(-1)
     return total
 
@@ -121,7 +140,7 @@ def test_options_are_checked_with_the_key_and_valid_values():
 
 def test_sampling_follows_the_probabilities(tmp_path):
     s = make_searcher(ToySpace(0), str(tmp_path), seed=5)
-    alpha = s.choices["choice"].alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.array([0.5, -1.0, 1.0]).reshape(alpha.shape)
     p = softmax(alpha.d)
     draws = 20000
@@ -131,7 +150,7 @@ def test_sampling_follows_the_probabilities(tmp_path):
     # active path of the pair is drawn from the renormalised probabilities.
     pairs, active_first = {}, {}
     for _ in range(draws):
-        i, j, a = s.sample_gates(p)
+        i, j, a = sample_pair(p, s.rng)
         assert i != j and a in (i, j)
         key = (min(i, j), max(i, j))
         pairs[key] = pairs.get(key, 0) + 1
@@ -148,9 +167,9 @@ def test_sampling_follows_the_probabilities(tmp_path):
 def test_weight_step_trains_only_the_sampled_path(tmp_path):
     space = ToySpace(0)
     s = make_searcher(space, str(tmp_path), seed=1, train={"solver": {"name": "Sgd", "lr": 0.5}})
-    alpha = s.choices["choice"].alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.array([-3.0, -3.0, 3.0]).reshape(alpha.shape)  # the linear path, mostly
-    assert all(id(p) != id(alpha) for p in s.optimizers["train"].params.values())
+    assert all(id(p) != id(alpha) for p in s.ctx.optimizers["train"].params.values())
     lin, head = space.choice.ops[2], space.head
     x, y = toy_data(16, seed=0)
     samples = []
@@ -158,7 +177,8 @@ def test_weight_step_trains_only_the_sampled_path(tmp_path):
     s.sample_architecture = lambda: samples.append(sample_architecture()) or samples[-1]
     for _ in range(6):
         before = {k: v.d.copy() for k, v in space.get_parameters().items()}
-        s.train_step(s.split(x, y, 8), "train")
+        before["choice/alpha"] = alpha.d.copy()
+        s.train_step(_split(s, x, y, 8), "train")
         index = samples[-1]["choice"]
         # The same step by hand: plain nnabla graph of the sampled path, full batch.
         xv = nn.Variable.from_numpy_array(x)
@@ -197,7 +217,7 @@ def test_unsampled_weights_untouched_with_momentum_and_weight_decay(tmp_path):
     space = ToySpace(0)
     train = {"solver": {"name": "Momentum", "lr": 0.1, "momentum": 0.9}, "weight_decay": 0.01}
     s = make_searcher(space, str(tmp_path), seed=2, train=train)
-    alpha = s.choices["choice"].alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.array([0.0, 0.0, 0.7]).reshape(alpha.shape)  # p(linear) ~ 1/2
     x, y = toy_data(16, seed=0)
     samples = []
@@ -207,7 +227,7 @@ def test_unsampled_weights_untouched_with_momentum_and_weight_decay(tmp_path):
     changed = 0
     for _ in range(12):
         w = lin._W.d.copy()
-        s.train_step(s.split(x, y, 16), "train")
+        s.train_step(_split(s, x, y, 16), "train")
         if samples[-1]["choice"] == 2:
             changed += int(not np.array_equal(w, lin._W.d))
         else:  # momentum from earlier steps and weight decay must not move it
@@ -234,13 +254,13 @@ def test_pair_gradient_formula():
 def test_binary_gate_is_exact_for_two_candidates(tmp_path):
     space = LinearLossSpace(2, seed=0)
     s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.array([0.8, -0.5]).reshape(alpha.shape)
     x, y = _batch()
     p, L = softmax(alpha.d), space.path_losses(x)
     exact = p * (L - p @ L)  # d/dalpha sum_k p_k L_k
     for draw in [(0, 1, 0), (0, 1, 1), (1, 0, 0), (1, 0, 1)]:
-        s.gate_gradient(s.split(x, y, 4), {id(alpha): draw})
+        gate_gradient(s, _split(s, x, y, 4), {"choice": draw})
         np.testing.assert_allclose(alpha.g.reshape(-1), exact, rtol=1e-4, atol=1e-7)
 
 
@@ -248,23 +268,23 @@ def test_binary_gate_expectation_at_uniform_probabilities(tmp_path):
     n = 4
     space = LinearLossSpace(n, seed=1)
     s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha  # zeros: uniform
+    alpha = s.logits.params["choice"]  # zeros: uniform
     x, y = _batch()
     p, L = softmax(alpha.d), space.path_losses(x)
     exact = p * (L - p @ L)
-    expected = _expected_gate_gradient(s, alpha, s.split(x, y, 8))
+    expected = _expected_gate_gradient(s, alpha, _split(s, x, y, 8))
     np.testing.assert_allclose(expected, n / (2 * (n - 1)) * exact, rtol=1e-4, atol=1e-7)
 
 
 def test_binary_gate_expectation_in_general_is_biased(tmp_path):
     space = LinearLossSpace(4, seed=2)
     s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.array([1.5, 0.0, -1.0, 0.5]).reshape(alpha.shape)
     x, y = _batch()
     p, L = softmax(alpha.d), space.path_losses(x)
     exact = p * (L - p @ L)
-    expected = _expected_gate_gradient(s, alpha, s.split(x, y, 8))
+    expected = _expected_gate_gradient(s, alpha, _split(s, x, y, 8))
     closed = np.zeros(4)
     for i in range(4):
         for j in range(4):
@@ -300,14 +320,14 @@ def test_binary_gate_with_cross_entropy_matches_hand_computation(tmp_path):
     # Nonlinear loss: dL/dg_l = grad_y L(y_active) . y_l (the first-order estimate).
     space = ToySpace(3)
     s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.array([0.3, -0.2, 0.1]).reshape(alpha.shape)
     x, y = toy_data(16, seed=4)
     W, b = space.head._W.d, space.head._b.d
     feats = [np.zeros_like(x), np.repeat(x.mean(axis=1, keepdims=True), x.shape[1], axis=1),
              x @ space.choice.ops[2]._W.d + space.choice.ops[2]._b.d]  # fmt: skip
     for i, j, active in [(2, 0, 2), (2, 1, 1), (0, 1, 0)]:
-        s.gate_gradient(s.split(x, y, 8), {id(alpha): (i, j, active)})
+        gate_gradient(s, _split(s, x, y, 8), {"choice": (i, j, active)})
         logits = feats[active] @ W + b
         prob = np.exp(logits - logits.max(1, keepdims=True))
         prob /= prob.sum(1, keepdims=True)
@@ -320,30 +340,28 @@ def test_binary_gate_with_cross_entropy_matches_hand_computation(tmp_path):
 def test_gates_accumulate_over_mini_batches_and_shared_alphas(tmp_path):
     space = LinearLossSpace(3, seed=4, shared=True)
     s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha
-    assert list(s.model.get_arch_parameters()) == ["choice/alpha"]
+    alpha = s.logits.params["choice"]
+    assert list(s.logits.parameters()) == ["choice/alpha"]  # one decision, one logit vector
     alpha.d = np.array([0.4, -0.1, 0.2]).reshape(alpha.shape)
     x, y = _batch(8)
     L = space.path_losses(x)  # includes both choices: gate gradients summed
     for mini in (8, 4, 2):
-        s.gate_gradient(s.split(x, y, mini), {id(alpha): (2, 0, 0)})
+        gate_gradient(s, _split(s, x, y, mini), {"choice": (2, 0, 0)})
         want = pair_gradient(alpha.d, (2, 0), L[[2, 0]])
         np.testing.assert_allclose(alpha.g, want, rtol=1e-4, atol=1e-7)
 
 
-def test_two_path_update_keeps_other_probabilities(tmp_path):
+def test_two_path_update_keeps_other_probabilities(tmp_path, monkeypatch):
     space = LinearLossSpace(5, seed=5)
     valid = {"solver": {"name": "Adam", "alpha": 0.3, "beta1": 0.9}, "weight_decay": 0.1}
     s = make_searcher(space, str(tmp_path), seed=3, valid=valid)
-    alpha = space.choice.alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.array([0.3, -0.7, 0.0, 1.1, -0.2]).reshape(alpha.shape)
-    draws = []
-    sample_gates = s.sample_gates
-    s.sample_gates = lambda p: draws.append(sample_gates(p)) or draws[-1]
+    draws = _recording_gates(monkeypatch)
     x, y = _batch()
     for _ in range(8):
         old_logits, old_p = alpha.d.reshape(-1).copy(), softmax(alpha.d)
-        s.arch_step(s.split(x, y, 8))
+        s.arch_step(_split(s, x, y, 8), [])
         i, j, _ = draws[-1]
         new_p = softmax(alpha.d)
         others = [k for k in range(5) if k not in (i, j)]
@@ -354,19 +372,17 @@ def test_two_path_update_keeps_other_probabilities(tmp_path):
         assert not np.allclose(new_p[[i, j]], old_p[[i, j]], rtol=0, atol=1e-5)
 
 
-def test_gradient_step_moves_toward_the_lower_loss_path(tmp_path):
+def test_gradient_step_moves_toward_the_lower_loss_path(tmp_path, monkeypatch):
     # Sgd on the logits: one pair's update is -lr * gradient (before the rescaling, which only
     # shifts the pair by a common offset): check the difference of the pair's logits.
     space = LinearLossSpace(3, seed=6)
     s = make_searcher(space, str(tmp_path), seed=4, valid={"solver": {"name": "Sgd", "lr": 0.5}})
-    alpha = space.choice.alpha
-    draws = []
-    sample_gates = s.sample_gates
-    s.sample_gates = lambda p: draws.append(sample_gates(p)) or draws[-1]
+    alpha = s.logits.params["choice"]
+    draws = _recording_gates(monkeypatch)
     x, y = _batch()
     L = space.path_losses(x)
     before = alpha.d.reshape(-1).astype(np.float64)
-    s.arch_step(s.split(x, y, 8))
+    s.arch_step(_split(s, x, y, 8), [])
     i, j, _ = draws[-1]
     grad = pair_gradient(before, (i, j), L[[i, j]])
     after = alpha.d.reshape(-1)
@@ -381,33 +397,37 @@ def test_gradient_step_moves_toward_the_lower_loss_path(tmp_path):
 def test_reinforce_gradient_by_hand(tmp_path):
     space = ToySpace(0)
     s = make_searcher(space, str(tmp_path), estimator="reinforce")
-    alpha = space.choice.alpha
+    alpha = s.logits.params["choice"]
     alpha.d = np.log(np.array([1.0, 2.0, 1.0])).reshape(alpha.shape)  # p = [1/4, 1/2, 1/4]
     samples = [{"choice": 0}, {"choice": 2}, {"choice": 2}]
-    grads = s.reinforce_gradient(samples, [1.0, 0.5, 0.0], baseline=0.5)
-    ((param, grad),) = grads.values()
-    assert param is alpha
+    grads = log_prob_gradient(s.logits.probabilities(), samples, [1.0, 0.5, 0.0], baseline=0.5)
+    ((label, grad),) = grads.items()
+    assert label == "choice"
     # -(1/3) [0.5 (e0 - p) + 0 (e2 - p) - 0.5 (e2 - p)] = -(1/6) (e0 - e2)
     np.testing.assert_allclose(grad, [-1 / 6, 0.0, 1 / 6], atol=1e-12)
 
 
-def test_reinforce_gradient_matches_finite_differences_with_shared_alpha(tmp_path):
-    space = LinearLossSpace(3, seed=7, shared=True)
-    s = make_searcher(space, str(tmp_path), estimator="reinforce")
-    a0 = np.array([0.2, -0.5, 0.9])
-    space.choice.alpha.d = a0.reshape(space.choice.alpha.shape)
-    samples = [{"choice": 0, "other": 2}, {"choice": 1, "other": 1}, {"choice": 2, "other": 0}]
+def test_reinforce_gradient_matches_finite_differences():
+    """Two independent decisions (a shared decision is one draw: one log-probability)."""
+    probs = {"a": softmax(np.array([0.2, -0.5, 0.9])), "b": softmax(np.array([0.4, 0.0]))}
+    a0 = {k: np.log(v) for k, v in probs.items()}
+    samples = [{"a": 0, "b": 1}, {"a": 1, "b": 1}, {"a": 2, "b": 0}]
     rewards, b = [0.9, 0.2, 0.6], 0.45
 
-    def objective(a):
-        logp = a - np.log(np.exp(a).sum())
-        return -np.mean([(r - b) * (logp[sm["choice"]] + logp[sm["other"]])
+    def objective(logits):
+        logp = {k: v - np.log(np.exp(v).sum()) for k, v in logits.items()}
+        return -np.mean([(r - b) * (logp["a"][sm["a"]] + logp["b"][sm["b"]])
                          for sm, r in zip(samples, rewards)])  # fmt: skip
 
     eps = 1e-6
-    fd = [(objective(a0 + eps * e) - objective(a0 - eps * e)) / (2 * eps) for e in np.eye(3)]
-    ((_, grad),) = s.reinforce_gradient(samples, rewards, b).values()
-    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-9)
+    grads = log_prob_gradient(probs, samples, rewards, b)
+    for label in ("a", "b"):
+        fd = []
+        for e in np.eye(len(a0[label])):
+            plus = {**a0, label: a0[label] + eps * e}
+            minus = {**a0, label: a0[label] - eps * e}
+            fd.append((objective(plus) - objective(minus)) / (2 * eps))
+        np.testing.assert_allclose(grads[label], fd, rtol=1e-6, atol=1e-9)
 
 
 def test_reinforce_step_baseline_and_update(tmp_path):
@@ -422,20 +442,20 @@ def test_reinforce_step_baseline_and_update(tmp_path):
         return factors[sample["choice"]]
 
     s.reward_factor = reward_factor
-    alpha = space.choice.alpha
+    alpha = s.logits.params["choice"]
     xa, ya = toy_data(16, seed=1)
-    batch = s.split(xa, ya, 8)
+    batch = _split(s, xa, ya, 8)
     baseline = None
     for _ in range(3):
         recorded.clear()
         before = alpha.d.reshape(-1).astype(np.float64)
-        metrics = s.arch_step(batch)
+        metrics = s.arch_step(batch, [])
         # Rewards by hand: each recorded sample's accuracy on the batch (weights are unchanged by
         # the architecture step; the toy has no batch statistics) times its factor.
         rewards = []
         for sample in recorded:
-            with s.use_architecture(sample):
-                err = s.accumulate(batch, cache=False, backward=False)["error"]
+            with use_architecture(s.model, sample):
+                err = s.ctx.steps.accumulate(batch, cache=False, backward=False)["error"]
             rewards.append((1 - err) * factors[sample["choice"]])
         mean = float(np.mean(rewards))
         baseline = mean if baseline is None else 0.8 * baseline + 0.2 * mean
@@ -454,15 +474,15 @@ def test_reinforce_step_baseline_and_update(tmp_path):
 @pytest.mark.parametrize("estimator", ["gradient", "reinforce"])
 def test_search_finds_the_best_candidate(tmp_path, estimator):
     s = make_searcher(ToySpace(0), str(tmp_path), estimator=estimator, seed=0)
-    op = s.choices["choice"]
     for _ in range(100):
         for (x, y), (xa, ya) in zip(s.data.train, s.data.arch):
-            s.train_step(s.split(x, y, 8), "train")
-            s.arch_step(s.split(xa, ya, 8))
-        if op.probabilities()[NAMES.index("linear")] > 0.8:
+            batch = _split(s, x, y, 8)
+            s.train_step(batch, "train")
+            s.arch_step(_split(s, xa, ya, 8), batch)
+        if s.logits.probabilities()["choice"][NAMES.index("linear")] > 0.8:
             break
-    assert op.probabilities()[NAMES.index("linear")] > 0.7
-    assert s.model.genotype()["choice"] == "linear"
+    assert s.logits.probabilities()["choice"][NAMES.index("linear")] > 0.7
+    assert s.model.genotype(s.export().architecture)["choice"] == "linear"
 
 
 def test_zero_candidate_gate_gradient_by_hand(tmp_path):
@@ -472,9 +492,9 @@ def test_zero_candidate_gate_gradient_by_hand(tmp_path):
     space.choice = MixedOp([Zero(), Linear(8, 8, rng=np.random.RandomState(0))],
                            names=["zero", "linear"])  # fmt: skip
     s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha
+    alpha = s.logits.params["choice"]
     x, y = toy_data(8, seed=0)
-    s.gate_gradient(s.split(x, y, 4), {id(alpha): (0, 1, 0)})
+    gate_gradient(s, _split(s, x, y, 4), {"choice": (0, 1, 0)})
     lin, W, b = space.choice.ops[1], space.head._W.d, space.head._b.d
     prob = np.exp(b - b.max()) / np.exp(b - b.max()).sum()
     dlogits = (prob[None, :] - np.eye(3)[y[:, 0]]) / len(x)
@@ -488,5 +508,5 @@ def test_pair_sampling_when_one_probability_is_one(tmp_path):
     s = make_searcher(ToySpace(0), str(tmp_path), seed=0)
     p = softmax(np.array([0.0, 800.0, 0.0]))  # exactly [0, 1, 0] in float64
     for _ in range(20):
-        i, j, active = s.sample_gates(p)
+        i, j, active = sample_pair(p, s.rng)
         assert i == 1 and j in (0, 2) and active == 1

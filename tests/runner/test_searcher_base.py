@@ -15,9 +15,8 @@ import pytest
 from searcher_toy import NAMES, ToySpace, make_searcher, toy_data
 
 from nnabla_nas.genotype import load_genotype
-from nnabla_nas.module import max_rule
-from nnabla_nas.runner.searcher import base
-from nnabla_nas.runner.searcher.base import entropy
+from nnabla_nas.runner.searcher import export
+from nnabla_nas.runner.searcher.export import entropy
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -67,15 +66,16 @@ def test_run_writes_the_searcher_outputs(tmp_path, caplog):
     s = make_searcher(space, str(tmp_path), epoch=2, seed=0)
     with caplog.at_level(logging.INFO, logger="nnabla_nas"):
         summary = s.run()
-    probs = space.choice.probabilities()
+    alpha = s.logits.params["choice"]
+    probs = s.logits.probabilities()["choice"]
     best = NAMES[int(np.argmax(probs))]
 
     genotype = load_genotype(tmp_path / "arch.h5", expected_space="toy")
     assert genotype.choices == {"choice": best}
     assert genotype.extra["epoch"] == 2
-    np.testing.assert_array_equal(genotype.logits["choice/alpha"], space.choice.alpha.d)
+    np.testing.assert_array_equal(genotype.logits["choice/alpha"], alpha.d)
     nn.load_parameters(str(tmp_path / "arch.h5"))  # nnabla's own reader
-    np.testing.assert_array_equal(nn.get_parameters()["choice/alpha"].d, space.choice.alpha.d)
+    np.testing.assert_array_equal(nn.get_parameters()["choice/alpha"].d, alpha.d)
     nn.clear_parameters()
 
     png = (tmp_path / "arch.png").read_bytes()
@@ -99,18 +99,24 @@ def test_run_writes_the_searcher_outputs(tmp_path, caplog):
     assert any("architecture after epoch 2" in r.getMessage() for r in caplog.records)
 
 
+def _exporter(s):
+    return s.loop().exporter
+
+
+def _export(s, values):
+    s.logits.params["choice"].d = np.array(values).reshape(3, 1, 1, 1, 1)
+    return s.export()
+
+
 def test_epoch_table_marks_changed_choices(tmp_path, caplog):
-    space = ToySpace(0)
-    s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha
-    alpha.d = np.array([1.0, 0.0, 0.0]).reshape(alpha.shape)
+    s = make_searcher(ToySpace(0), str(tmp_path))
+    exporter = _exporter(s)
     with caplog.at_level(logging.INFO, logger="nnabla_nas"):
-        s.on_epoch_end(0, {"valid_error": 0.5})
+        exporter.epoch_end(_export(s, [1.0, 0.0, 0.0]), 1, {"valid_error": 0.5}, {})
         first = caplog.records[-1].getMessage()
-        alpha.d = np.array([0.0, 0.0, 2.0]).reshape(alpha.shape)
-        s.on_epoch_end(1, {"valid_error": 0.4})
+        exporter.epoch_end(_export(s, [0.0, 0.0, 2.0]), 2, {"valid_error": 0.4}, {})
         second = caplog.records[-1].getMessage()
-        s.on_epoch_end(2, {"valid_error": 0.4})
+        exporter.epoch_end(s.export(), 3, {"valid_error": 0.4}, {})
         third = caplog.records[-1].getMessage()
     p0 = np.exp(1) / (np.exp(1) + 2)
     row = first.splitlines()[-1]
@@ -124,35 +130,34 @@ def test_epoch_table_marks_changed_choices(tmp_path, caplog):
 
 
 def test_missing_dot_skips_the_drawing_with_a_warning(tmp_path, caplog, monkeypatch):
-    monkeypatch.setattr(base.shutil, "which", lambda name: None)
+    monkeypatch.setattr(export.shutil, "which", lambda name: None)
     s = make_searcher(ToySpace(0), str(tmp_path))
     with caplog.at_level(logging.WARNING, logger="nnabla_nas"):
-        s.on_epoch_end(0, {})
-        s.on_epoch_end(1, {})
+        _exporter(s).epoch_end(s.export(), 1, {}, {})
+        _exporter(s).epoch_end(s.export(), 2, {}, {})
     assert not (tmp_path / "arch.png").exists()
     assert (tmp_path / "arch.h5").exists()
     warnings = [r for r in caplog.records if "dot" in r.getMessage()]
     assert len(warnings) == 1 and "apt-get install graphviz" in warnings[0].getMessage()
 
 
-def test_eval_mode_evaluates_the_argmax_and_restores_rules(tmp_path):
+def test_evaluation_runs_the_argmax_and_restores_rules(tmp_path):
     space = ToySpace(0)
     s = make_searcher(space, str(tmp_path))
     op = space.choice
-    alpha = op.alpha
-    alpha.d = np.array([0.1, -1.0, 0.4]).reshape(alpha.shape)  # argmax: linear
+    s.logits.params["choice"].d = np.array([0.1, -1.0, 0.4]).reshape(3, 1, 1, 1, 1)  # linear
 
     def custom(mixed, *inputs):
         return mixed.ops[0](*inputs)
 
     op.rule = custom
-    with s.eval_mode():
-        assert op.rule is max_rule
+    with s.evaluating():
+        assert op.rule is not custom
     assert op.rule is custom
     op.rule = None
 
     x, y = toy_data(32, seed=1)
-    metrics = s.evaluate(s.data.valid, "valid")
+    metrics = s.ctx.steps.evaluate(s.data.valid, "valid", 8, s.evaluating)
     lin, head = op.ops[2], space.head
     logits = (x @ lin._W.d + lin._b.d) @ head._W.d + head._b.d
     assert metrics["loss"] == pytest.approx(cross_entropy(logits, y), rel=1e-5)
@@ -161,11 +166,9 @@ def test_eval_mode_evaluates_the_argmax_and_restores_rules(tmp_path):
 
 
 def test_results_and_entropy(tmp_path):
-    space = ToySpace(0)
-    s = make_searcher(space, str(tmp_path))
-    alpha = space.choice.alpha
-    alpha.d = np.log(np.array([0.2, 0.3, 0.5])).reshape(alpha.shape)
-    res = s.results()
+    s = make_searcher(ToySpace(0), str(tmp_path))
+    s.logits.params["choice"].d = np.log(np.array([0.2, 0.3, 0.5])).reshape(3, 1, 1, 1, 1)
+    res = _exporter(s).results(s.export())
     assert res["architecture"] == {"choice": "linear"}
     assert res["arch_probabilities"]["choice"] == pytest.approx(
         {"zero": 0.2, "mean": 0.3, "linear": 0.5}
@@ -178,9 +181,9 @@ def test_tensorboard_tags_replace_illegal_characters(tmp_path, caplog):
     space.choice.names = ["zero", "MB1 1x1", "linear"]
     s = make_searcher(space, str(tmp_path))
     with caplog.at_level(logging.INFO):
-        s.on_epoch_end(0, {})
-        s.writer.close()  # flush() does not drain tensorboardX's queue
+        _exporter(s).epoch_end(s.export(), 1, {}, {})
+        s.loop().monitor.close()  # flush() does not drain tensorboardX's queue
     assert not [r for r in caplog.records if "illegal" in r.getMessage()]
     sc = scalars(read_events(tmp_path / "tensorboard"))
     assert sc["arch/choice/MB1_1x1"][1] == pytest.approx(1 / 3)
-    assert base.tag("arch/blocks/3/MB6 3x3(a)") == "arch/blocks/3/MB6_3x3_a_"
+    assert export.tag("arch/blocks/3/MB6 3x3(a)") == "arch/blocks/3/MB6_3x3_a_"

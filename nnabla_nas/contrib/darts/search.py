@@ -10,27 +10,18 @@ DARTS.
 from __future__ import annotations
 
 import logging
-from typing import Mapping
 
 import nnabla as nn
 import nnabla.functions as F
 import numpy as np
 
-from ...module import MixedOp, Module, Parameter
+from ...module import MixedOp, Module
 from .genotype import edge_label
 from .ops import PRIMITIVES, cell_inputs, make_op
 
-__all__ = ["SearchCell", "init_alpha"]
+__all__ = ["SearchCell"]
 
 logger = logging.getLogger(__name__)
-
-#: DARTS initialises the logits with ``1e-3 * randn``.
-ALPHA_SCALE = 1e-3
-
-
-def init_alpha(rng: np.random.RandomState, n: int = len(PRIMITIVES)) -> Parameter:
-    """A MixedOp's architecture parameter ``(n, 1, 1, 1, 1)`` drawn as DARTS: ``1e-3 * randn``."""
-    return Parameter((n, 1, 1, 1, 1), initializer=ALPHA_SCALE * rng.randn(n, 1, 1, 1, 1))
 
 
 class SearchCell(Module):
@@ -45,9 +36,10 @@ class SearchCell(Module):
         reduction: the edges leaving the inputs have stride 2.
         reduction_prev: ``c_{k-2}`` is preprocessed by a :class:`FactorizedReduce`.
         mode: the MixedOps' mode (``full``, ``sample`` or ``max``).
-        alphas: ``edge label -> Parameter`` shared with other cells of the same type; None gives
-            every edge its own parameter (path ``edge_<i>_<j>/alpha``).
-        rng: weight and logit initialisation, and the MixedOps' sampling.
+        shared: the cell type (``"normal"`` or ``"reduce"``) when every cell of that type makes
+            one decision per edge (labels ``<type>/edge_<i>_<j>``); None gives every edge its
+            own decision (its module path).
+        rng: weight initialisation.
     """
 
     def __init__(
@@ -60,7 +52,7 @@ class SearchCell(Module):
         reduction: bool,
         reduction_prev: bool,
         mode: str,
-        alphas: Mapping[str, Parameter] | None,
+        shared: str | None,
         rng: np.random.RandomState,
     ) -> None:
         self.reduction = reduction
@@ -71,9 +63,9 @@ class SearchCell(Module):
             for j in range(node):
                 stride = 2 if reduction and j < 2 else 1
                 ops = [make_op(n, channels, stride, False, True, rng) for n in PRIMITIVES]
-                label = edge_label(node, j)
-                alpha = alphas[label] if alphas is not None else init_alpha(rng)
-                setattr(self, label, MixedOp(ops, mode, alpha, rng, names=PRIMITIVES))
+                name = edge_label(node, j)
+                label = f"{shared}/{name}" if shared else None
+                setattr(self, name, MixedOp(ops, mode, names=PRIMITIVES, label=label))
         self.out_channels = multiplier * channels
 
     def edges(self) -> list[tuple[int, int, MixedOp]]:

@@ -8,11 +8,10 @@ network returns in training mode as ``(logits, aux_logits)``. Each cell takes th
 two previous cells (the stem's output for the first two).
 
 Supernet (no genotype): :class:`~.search.SearchCell` s. With ``shared: true`` every normal cell
-uses the same architecture parameter per edge (``normal/edge_<i>_<j>``) and so does every
-reduction cell (``reduce/edge_<i>_<j>``); with ``shared: false`` every edge of every cell has its
-own (``cells/<k>/edge_<i>_<j>/alpha``). :meth:`DartsSpace.choices` lists every MixedOp by module
-path (``cells/<k>/edge_<i>_<j>``); :meth:`DartsSpace.genotype` is keyed by architecture
-parameter (``normal/edge_2_0`` when shared).
+makes the same decision per edge (label ``normal/edge_<i>_<j>``) and so does every reduction cell
+(``reduce/edge_<i>_<j>``); with ``shared: false`` every edge of every cell is its own decision
+(its module path ``cells/<k>/edge_<i>_<j>``). These labels name the choices in every output file.
+The space declares the choices only: the logits (DARTS' ``1e-3 * randn``) are the searcher's.
 
 Fixed network (a genotype given): :class:`~.network.FixedCell` s, with ``drop_path``. ``darts``
 builds the discrete cells of the DARTS paper: from an ``arch.json``
@@ -40,7 +39,6 @@ from ...module import (
     Conv,
     GlobalAvgPool,
     Linear,
-    Module,
     ModuleList,
     Sequential,
 )
@@ -50,13 +48,12 @@ from .genotype import (
     CellGenotype,
     CellSpec,
     derive_genotype,
-    edge_label,
     edge_weights,
     specs_from_logits,
 )
 from .network import AuxiliaryHead, DropPath, FixedCell
 from .ops import PRIMITIVES
-from .search import SearchCell, init_alpha
+from .search import SearchCell
 
 __all__ = ["DartsConfig", "DartsSpace", "PnasConfig", "PnasSpace", "reduction_cells"]
 
@@ -138,17 +135,6 @@ def reduction_cells(num_cells: int) -> set[int]:
     return {num_cells // 3, 2 * num_cells // 3}
 
 
-class _EdgeLogits(Module):
-    """Holds the architecture parameters shared by the cells of one type (``edge_<i>_<j>``)."""
-
-    def __init__(self, labels: Sequence[str], rng: np.random.RandomState) -> None:
-        for label in labels:
-            setattr(self, label, init_alpha(rng))
-
-    def call(self, *inputs: Any) -> Any:
-        raise TypeError("the shared architecture parameters are not a layer")
-
-
 class DartsSpace(Model):
     """The ``darts`` space (see the module docstring).
 
@@ -183,12 +169,6 @@ class DartsSpace(Model):
         self._aux_index = 2 * cfg.num_cells // 3
         plan = self._plan(genotype) if genotype is not None else None
         self.is_fixed = plan is not None
-        labels = [edge_label(i, j) for i in range(2, 2 + cfg.num_choices) for j in range(i)]
-        shared = None
-        if plan is None and cfg.shared:  # registered first: the parameters' paths are theirs
-            self.normal = _EdgeLogits(labels, rng)
-            self.reduce = _EdgeLogits(labels, rng)
-            shared = {"normal": self.normal, "reduce": self.reduce}
         drop = None
         if plan is not None and cfg.drop_path > 0:
             prob = nn.Variable((1, 1, 1, 1))
@@ -211,9 +191,9 @@ class DartsSpace(Model):
             if plan is not None:
                 cell = FixedCell(plan[i], prev_prev, prev, c, reduction, reduction_prev, drop, rng)
             else:
-                alphas = shared["reduce" if reduction else "normal"].parameters if shared else None
+                shared = ("reduce" if reduction else "normal") if cfg.shared else None
                 cell = SearchCell(cfg.num_choices, cfg.multiplier, prev_prev, prev, c,
-                                  reduction, reduction_prev, cfg.mode, alphas, rng)  # fmt: skip
+                                  reduction, reduction_prev, cfg.mode, shared, rng)  # fmt: skip
             cells.append(cell)
             prev_prev, prev = prev, cell.out_channels
             if i == self._aux_index:
@@ -254,49 +234,58 @@ class DartsSpace(Model):
         drop.prob.d = value
 
     # ------------------------------------------------------------------ architecture
-    def genotype(self) -> OrderedDict[str, str]:
-        """The argmax candidate per architecture parameter: ``normal/edge_2_0`` or
-        ``reduce/...`` when shared, ``cells/<k>/edge_<i>_<j>`` otherwise."""
-        return OrderedDict(
-            (path.removesuffix("/alpha"), PRIMITIVES[int(np.argmax(p.d.reshape(-1)))])
-            for path, p in self.get_arch_parameters().items()
-        )
-
-    def to_genotype(self, extra: Mapping[str, Any] | None = None) -> Genotype:
+    def to_genotype(
+        self,
+        architecture: Mapping[str, int],
+        logits: Mapping[str, np.ndarray] | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Genotype:
         """The base genotype, recording the cells' ``multiplier`` in ``extra``: the fixed network
         built from an ``arch.h5`` concatenates the same nodes as the search."""
-        return super().to_genotype({"multiplier": self.cfg.multiplier, **dict(extra or {})})
+        extra = {"multiplier": self.cfg.multiplier, **dict(extra or {})}
+        return super().to_genotype(architecture, logits, extra)
 
-    def summary(self) -> str:
-        """A table per architecture parameter: label, argmax candidate, its probability."""
-        if self.is_fixed:
-            return f"{type(self).__name__}: fixed network, no architecture choices"
-        head = ("choice", "argmax", "prob")
-        rows = [head]
-        for path, p in self.get_arch_parameters().items():
-            probs = np.exp(p.d.reshape(-1) - p.d.max())
-            probs /= probs.sum()
-            best = int(np.argmax(probs))
-            rows.append((path.removesuffix("/alpha"), PRIMITIVES[best], f"{probs[best]:.3f}"))
-        widths = [max(len(r[i]) for r in rows) for i in range(3)]
-        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
-        lines.insert(1, "  ".join("-" * w for w in widths))
-        return "\n".join(lines)
+    @staticmethod
+    def _edge_logits(
+        architecture: Mapping[str, int], probabilities: Mapping[str, np.ndarray] | None
+    ) -> OrderedDict[str, np.ndarray]:
+        """``label -> log-probabilities`` of every edge (one-hot of ``architecture`` when the
+        searcher has no probabilities); what the DARTS derivation ranks."""
+        if probabilities is not None:
+            return OrderedDict(
+                (k, np.log(np.maximum(np.asarray(p, np.float64), 1e-300)))
+                for k, p in probabilities.items()
+            )
+        out = OrderedDict()
+        for label, index in architecture.items():
+            row = np.full(len(PRIMITIVES), -1e9)
+            row[int(index)] = 0.0
+            out[label] = row
+        return out
 
-    def cell_specs(self) -> list[CellSpec]:
-        """The cells of the fixed network: built from, or (supernet) of the current logits."""
+    def cell_specs(
+        self,
+        architecture: Mapping[str, int] | None = None,
+        probabilities: Mapping[str, np.ndarray] | None = None,
+    ) -> list[CellSpec]:
+        """The cells of the fixed network: built from, or (supernet) derived from an
+        architecture and its probabilities (two strongest edges per node; pnas: every edge)."""
         if self.is_fixed:
             return [cell.spec for cell in self.cells]
-        logits = OrderedDict((k, p.d) for k, p in self.get_arch_parameters().items())
+        logits = self._edge_logits(architecture or {}, probabilities)
         return specs_from_logits(logits, self.cfg.num_cells, self._reductions,
                                  self.cfg.multiplier, self.per_edge, "the supernet")  # fmt: skip
 
-    def cell_genotype(self) -> CellGenotype:
-        """The DARTS genotype of the current logits (two strongest edges per node, ``none``
-        excluded; shared supernet only)."""
+    def cell_genotype(
+        self,
+        architecture: Mapping[str, int],
+        probabilities: Mapping[str, np.ndarray] | None = None,
+    ) -> CellGenotype:
+        """The DARTS genotype of an architecture (two strongest edges per node, ``none``
+        excluded, ranked by ``probabilities``; shared supernet only)."""
         if self.is_fixed or not self.cfg.shared:
             raise NnasError("a DARTS cell genotype exists for a supernet with shared: true only")
-        logits = OrderedDict((k, p.d) for k, p in self.get_arch_parameters().items())
+        logits = self._edge_logits(architecture, probabilities)
         return derive_genotype(
             edge_weights(logits, "normal/"),
             edge_weights(logits, "reduce/"),
@@ -304,13 +293,18 @@ class DartsSpace(Model):
             self.cfg.multiplier,
         )
 
-    def export_files(self, folder: Path) -> list[Path]:
+    def export_files(
+        self,
+        folder: Path,
+        architecture: Mapping[str, int],
+        probabilities: Mapping[str, np.ndarray] | None = None,
+    ) -> list[Path]:
         """Shared supernet: ``arch.json`` (the DARTS genotype), ``normal.png`` and ``reduce.png``
         (when graphviz's ``dot`` is installed). Nothing otherwise."""
         if self.is_fixed or not self.cfg.shared:
             return []
         folder = Path(folder)
-        geno = self.cell_genotype()
+        geno = self.cell_genotype(architecture, probabilities)
         written = [geno.save(folder / "arch.json", self.space_name)]
         if shutil.which("dot") is not None:
             for kind in ("normal", "reduce"):
@@ -349,14 +343,19 @@ class DartsSpace(Model):
         return plan
 
     # ------------------------------------------------------------------ drawing
-    def arch_graph(self, input_shape: Sequence[int]) -> ArchGraph:
+    def arch_graph(
+        self,
+        input_shape: Sequence[int],
+        architecture: Mapping[str, int],
+        probabilities: Mapping[str, np.ndarray] | None = None,
+    ) -> ArchGraph:
         """A chain stem - cells - head; each cell lists its nodes' edges (``node: op(input)``)."""
         _, h, w = (int(s) for s in input_shape)
         graph = ArchGraph()
         prev = graph.add(ArchNode("input", "input", "input", tuple(int(s) for s in input_shape)))
         c_stem = self.cfg.stem_multiplier * self.cfg.init_channels
         prev = graph.add(ArchNode("stem", "stem\\nconv 3x3", "stem", (c_stem, h, w)), prev.name)
-        for i, spec in enumerate(self.cell_specs()):
+        for i, spec in enumerate(self.cell_specs(architecture, probabilities)):
             reduction = i in self._reductions
             h, w = (-(-h // 2), -(-w // 2)) if reduction else (h, w)
             lines = [f"cells/{i} ({'reduce' if reduction else 'normal'})"]

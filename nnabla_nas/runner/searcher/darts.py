@@ -1,10 +1,11 @@
 """DARTS (Liu, Simonyan and Yang, "DARTS: Differentiable Architecture Search", ICLR 2019) as a
 searcher.
 
-The whole supernet runs in ``full`` mode: every choice (a :class:`~nnabla_nas.module.MixedOp`
-with logits ``alpha``) outputs ``sum_i softmax(alpha)_i op_i(x)`` (:func:`full_rule`, installed
-on every choice by the searcher whatever the space's ``mode``), so the loss is differentiable in
-the weights ``w`` and in ``alpha``.
+The whole supernet runs in ``full`` mode: every choice (a :class:`~nnabla_nas.module.MixedOp`;
+its decision's logits ``alpha``, owned by the searcher: :class:`~.logits.ArchLogits`) outputs
+``sum_i softmax(alpha)_i op_i(x)`` (:func:`~nnabla_nas.module.mixture`, installed on every choice
+by the searcher whatever the space's ``mode``), so the loss is differentiable in the weights
+``w`` and in ``alpha``.
 
 Weight step
     ``grad_w L_train(w, alpha)`` on the weight batch, accumulated over its mini-batches, then the
@@ -15,7 +16,7 @@ Architecture step (after the weight step of the same iteration, on a batch of th
 split; the ``valid`` optimizer)
     - ``order: 1``: ``grad_alpha L_val(w, alpha)`` (weights frozen: no weight gradient).
     - ``order: 2`` (unrolled): the virtual step ``w' = w - mu m - xi (grad_w L_train(w, alpha)
-      + wd w)`` on the weight batch of the current iteration (``Runner.current_train_batch``),
+      + wd w)`` on the weight batch of the current iteration (the loop hands it over),
       then ``grad_alpha L_val(w', alpha) - xi (grad_alpha L_train(w+, alpha) - grad_alpha
       L_train(w-, alpha)) / (2 eps)`` with ``w+- = w +- eps grad_w' L_val(w', alpha)`` and
       ``eps = epsilon / ||grad_w' L_val(w', alpha)||`` (global L2 norm over the weights).
@@ -61,9 +62,10 @@ import nnabla as nn
 import numpy as np
 
 from ...errors import ConfigError, NnasError
-from ...module import full_rule
-from ..runner import Batch
-from .base import Searcher
+from ...module import MixedOp, mixture
+from ..algorithm import RunContext
+from ..steps import Batch
+from .base import SoftmaxSearcher
 
 __all__ = ["DartsSearcher", "DartsSearcherConfig"]
 
@@ -86,11 +88,14 @@ class DartsSearcherConfig:
         unrolled_lr: ``xi``, the learning rate of the virtual step (order 2); None uses the
             current learning rate of the ``train`` optimizer, as the paper.
         epsilon: the finite-difference step is ``epsilon / ||grad_w' L_val||`` (order 2).
+        logit_init_std: the logits start as ``logit_init_std * randn`` (the paper: 1e-3), drawn
+            from the searcher's generator; 0 starts them at zero.
     """
 
     order: int = 1
     unrolled_lr: float | None = None
     epsilon: float = 0.01
+    logit_init_std: float = 1e-3
 
     def check(self) -> None:
         """Raises ConfigError (naming the key) on an invalid value."""
@@ -106,6 +111,8 @@ class DartsSearcherConfig:
             )
         if not (math.isfinite(self.epsilon) and self.epsilon > 0):
             raise ConfigError(f"must be > 0, got {self.epsilon}", key="epsilon")
+        if not (math.isfinite(self.logit_init_std) and self.logit_init_std >= 0):
+            raise ConfigError(f"must be >= 0, got {self.logit_init_std}", key="logit_init_std")
 
 
 def _copy(params: OrderedDict[str, nn.Variable], grad: bool = False) -> OrderedDict:
@@ -122,7 +129,7 @@ def _zero_grad(params: Iterable[nn.Variable]) -> None:
         p.grad.zero()
 
 
-class DartsSearcher(Searcher):
+class DartsSearcher(SoftmaxSearcher):
     """DARTS: full-mode weight steps and first- or second-order architecture gradients.
 
     See the module docstring for the algorithm; the options are :class:`DartsSearcherConfig`.
@@ -130,56 +137,66 @@ class DartsSearcher(Searcher):
 
     Config = DartsSearcherConfig
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def init_logits(self) -> Any:
+        """``logit_init_std * randn(n)`` per decision, from the searcher's generator."""
+        std = self.options.logit_init_std
+        return lambda n: std * self.rng.randn(n)
+
+    def setup(self, ctx: RunContext) -> Any:
+        params = super().setup(ctx)
         net = self.model.get_net_parameters()
         #: The trained weights ``w`` (the train optimizer's parameters).
         self.weights = OrderedDict((k, p) for k, p in net.items() if p.need_grad)
         #: Non-trainable state of the network (batch-norm running statistics).
         self.stats = OrderedDict((k, p) for k, p in net.items() if not p.need_grad)
         #: The trained architecture logits (the valid optimizer's parameters).
-        self.arch = self.model.get_arch_parameters(grad_only=True)
-        solver = self.optimizers["train"].name
+        self.arch = OrderedDict((k, p) for k, p in params.items() if p.need_grad)
+        solver = ctx.optimizers["train"].name
         if self.options.order == 2 and solver not in ("Sgd", "Momentum"):
             logger.warning(
                 "optimizer.train uses %s: the second-order virtual step is the plain SGD step "
                 "w - xi (g + wd w) (the solver's own state is not included)",
                 solver,
             )
+        return params
 
     # ------------------------------------------------------------------ helpers
+    def mixture_rule(self, op: MixedOp, *inputs: Any) -> Any:
+        """Every candidate, weighted by ``softmax`` of the decision's logits."""
+        return mixture(op, self.logits.of(op), *inputs)
+
     def _gradients(self, batch: Batch) -> dict[str, float]:
         """Zeroes, then accumulates, the gradients of the mean loss of ``batch`` (full mode)."""
         _zero_grad(self.weights.values())
         _zero_grad(self.arch.values())
-        with self.use_rule(full_rule):
-            return self.accumulate(batch, cache=True, key=GRAPH_KEY)
+        with self.use_rule(self.mixture_rule):
+            return self.ctx.steps.accumulate(batch, cache=True, key=GRAPH_KEY)
 
     def unrolled_lr(self) -> float:
         """``xi``: the option ``unrolled_lr``, else the train optimizer's current rate."""
         if self.options.unrolled_lr is not None:
             return float(self.options.unrolled_lr)
-        return self.optimizers["train"].get_learning_rate()
+        return self.ctx.optimizers["train"].get_learning_rate()
 
     # ------------------------------------------------------------------ weight step
     @contextlib.contextmanager
-    def eval_mode(self) -> Iterator[None]:
+    def evaluating(self) -> Iterator[None]:
         """Evaluates the supernet DARTS trains: every edge the softmax-weighted mixture (the
         argmax op alone carries only its share of an edge's output in this network)."""
-        with self.use_rule(full_rule):
+        with self.use_rule(self.mixture_rule):
             yield
 
     def train_step(self, batch: Batch, phase: str) -> dict[str, float]:
         """Trains every weight of the full-mode supernet; the logits get no gradient."""
-        opt = self.optimizers[phase]
+        opt = self.ctx.optimizers[phase]
         with self.frozen(self.arch):
             metrics = self._gradients(batch)
-        opt.update(self._phase_iteration(phase))
+        opt.update(self.ctx.phase_iteration(phase))
         _zero_grad(self.arch.values())
         return metrics
 
     # ------------------------------------------------------------------ architecture step
-    def arch_step(self, batch: Batch) -> dict[str, float]:
+    def arch_step(self, batch: Batch, weight_batch: Batch) -> dict[str, float]:
         """One ``valid`` optimizer update of the logits with the gradient of ``order``.
 
         Returns:
@@ -190,10 +207,10 @@ class DartsSearcher(Searcher):
             if self.options.order == 1:
                 metrics = self.first_order_gradient(batch)
             else:
-                metrics = self.second_order_gradient(batch, self.current_train_batch)
+                metrics = self.second_order_gradient(batch, weight_batch)
         finally:
             _assign(self.stats, stats)
-        self.optimizers["valid"].update()
+        self.ctx.optimizers["valid"].update()
         return metrics
 
     def first_order_gradient(self, batch: Batch) -> dict[str, float]:
@@ -203,7 +220,7 @@ class DartsSearcher(Searcher):
 
     def virtual_step(self, w: Arrays, grad: Arrays, xi: float) -> Arrays:
         """``w' = w - mu m - xi (grad + wd w)`` (see the module docstring), float32."""
-        opt = self.optimizers["train"]
+        opt = self.ctx.optimizers["train"]
         wd = float(opt.weight_decay or 0.0)
         mu, states = 0.0, {}
         if opt.name == "Momentum":
@@ -227,7 +244,7 @@ class DartsSearcher(Searcher):
         if not train_batch:
             raise NnasError(
                 "second-order DARTS needs the weight batch of the current step "
-                "(Runner.current_train_batch is empty: run a weight step first)"
+                "(it is empty: run a weight step first)"
             )
         xi = self.unrolled_lr()
         w = _copy(self.weights)
