@@ -66,7 +66,7 @@ from ..contrib.model import Model
 from ..data import DataLoader
 from ..distributed import Communicator, SingleProcess
 from ..errors import CheckpointError, ConfigError, Interrupted, NonFiniteError, OutputError
-from ..optimizer import Optimizer, initial_learning_rate, make_scheduler
+from ..optimizer import Optimizer, make_optimizer, optimizer_section
 from ..utils.io import atomic_write_json
 from .checkpoint import CheckpointStore, remove_temporaries, rng_state, set_rng_state
 
@@ -188,36 +188,8 @@ class Runner:
         return opts
 
     def _optimizer(self, name: str, params: dict, max_iter: int, per_epoch: int) -> Optimizer:
-        from ..config import OptimizerConfig
-
-        section = self.cfg.optimizer.get(name)
-        if section is None and name == "warmup":
-            section = self.cfg.optimizer.get("train")  # warm up like the training proper
-        if section is None:
-            # The architecture keeps a constant rate by default; weights follow cosine decay.
-            section = OptimizerConfig(solver=_DEFAULT_SOLVERS[name])
-        solver = dict(section.solver)
-        solver_name = solver.pop("name")
-        init_lr = initial_learning_rate(solver_name, solver)
-        default = "cosine" if name in ("train", "warmup") else None
-        scheduler = make_scheduler(
-            section.lr_scheduler,
-            init_lr=float(init_lr),
-            max_iter=max(1, max_iter),
-            iter_per_epoch=max(1, per_epoch),
-            default=default,
-            key=f"optimizer.{name}.lr_scheduler",
-        )
-        return Optimizer(
-            params,
-            solver_name,
-            solver,
-            grad_clip=section.grad_clip,
-            weight_decay=section.weight_decay,
-            lr_scheduler=scheduler,
-            key=f"optimizer.{name}",
-            communicator=self.comm,
-        )
+        section = optimizer_section(name, self.cfg.optimizer)
+        return make_optimizer(name, section, params, max_iter, per_epoch, communicator=self.comm)
 
     # ------------------------------------------------------------------ services
     def split(self, x: np.ndarray, y: np.ndarray, mini: int) -> Batch:
@@ -905,13 +877,6 @@ class _NullWriter:
 
 
 _NULL_WRITER = _NullWriter()
-
-
-_DEFAULT_SOLVERS = {
-    "train": {"name": "Momentum", "lr": 0.1},
-    "warmup": {"name": "Momentum", "lr": 0.1},
-    "valid": {"name": "Adam", "alpha": 0.001, "beta1": 0.5, "beta2": 0.999},
-}
 
 
 def options_to_dict(options: Any) -> dict[str, Any]:
