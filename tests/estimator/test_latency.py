@@ -248,8 +248,8 @@ def test_build_command_measures_the_space_once(tmp_path):
     table = tmp_path / "table.json"
     cmd = [
         sys.executable,
-        "-m",
-        "nnabla_nas.estimator.latency",
+        "main.py",
+        "latency",
         "build",
         "-f",
         str(exp),
