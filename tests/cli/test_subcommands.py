@@ -74,3 +74,23 @@ def test_tools_help(capsys):
     assert "--calibrate" in capsys.readouterr().out
     assert main(["nnmeter-build", "--help"]) == 0
     assert "--architectures" in capsys.readouterr().out
+
+
+def test_latency_settings_come_from_the_flags_then_the_experiment(tmp_path):
+    from nnabla_nas.cli.latency import _parse
+    from nnabla_nas.cli.measure import LatencySettings, load_experiment
+
+    section = {"name": "LatencyEstimator", "bound": 1.0, "batch_size": 4,
+               "lookup_table": "t.json", "options": {"warmup": 2, "repeat": 7}}  # fmt: skip
+    exp = write_json(tmp_path / "exp.json", tiny_mnist_config(regularizer={"lat": section}))
+    args = _parse(["build", "-f", str(exp)])
+    assert LatencySettings.resolve(args, load_experiment(args)) == LatencySettings(
+        4, 2, 7, "t.json"
+    )
+    args = _parse(["build", "-f", str(exp), "--batch-size", "2", "--warmup", "0", "--repeat", "3"])
+    assert LatencySettings.resolve(args, load_experiment(args)) == LatencySettings(
+        2, 0, 3, "t.json"
+    )
+    plain = write_json(tmp_path / "plain.json", tiny_mnist_config())
+    args = _parse(["build", "-f", str(plain)])
+    assert LatencySettings.resolve(args, load_experiment(args)) == LatencySettings(1, 5, 30, None)
