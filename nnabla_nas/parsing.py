@@ -34,7 +34,15 @@ from typing import Any, Union
 
 from .errors import ConfigError
 
-__all__ = ["GivenFields", "json_key", "parse_dataclass", "parse_value", "to_dict", "unknown_key"]
+__all__ = [
+    "GivenFields",
+    "describe",
+    "json_key",
+    "parse_dataclass",
+    "parse_value",
+    "to_dict",
+    "unknown_key",
+]
 
 _TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
 _PLURALS = {int: "integers", float: "numbers", bool: "booleans", str: "strings"}
@@ -154,7 +162,7 @@ def parse_dataclass(cls: type, data: Any, path: str = "") -> Any:
 
     Unknown keys, missing required keys and wrong types raise ConfigError naming the key's path.
     The constructor (``__post_init__``) and then the instance's ``check()`` method (if any)
-    validate values; a ConfigError either raises with a relative ``key="field"`` is re-raised
+    validate values; a ConfigError raised by either with a relative ``key="field"`` is re-raised
     with the full path.
     """
     if not isinstance(data, dict):
