@@ -33,10 +33,10 @@ python main.py -f examples/pnas_mnist_train.json -a Trainer -o log/pnas/mnist/tr
 # --- Hardware-aware search: latency on this machine's runtime (see docs/estimators.rst) ---------
 # latency lookup table of a space (shipped for the example spaces on the development machine;
 # rebuild it on yours: every layer measured once, then calibrated on 20 whole networks)
-python -m nnabla_nas.estimator.latency build -f examples/mobilenet_cifar10_search_latency.json -o log/latency/cifar10_cpu.json
+python main.py latency build -f examples/mobilenet_cifar10_search_latency.json -o log/latency/cifar10_cpu.json
 python main.py -d 0 --search -f examples/mobilenet_cifar10_search_latency.json -a ProxylessNasSearcher -o log/mobilenet/cifar10/search_latency
 # retrain the found architecture (reads log/mobilenet/cifar10/search_latency/arch.h5), its latency reported
 python main.py -d 0 -f examples/mobilenet_cifar10_train_latency.json -a Trainer -o log/mobilenet/cifar10/train_latency
 # MNIST under a tight latency budget (a few minutes on a CPU); the table goes to log/latency/mnist_cpu.json
-python -m nnabla_nas.estimator.latency build -f examples/mnist_search_latency.json
+python main.py latency build -f examples/mnist_search_latency.json
 python main.py --search -f examples/mnist_search_latency.json -a ProxylessNasSearcher -o log/mnist/search_latency

@@ -9,161 +9,41 @@ what was expected, before any work starts. Components receive typed objects, nev
 from __future__ import annotations
 
 import dataclasses
-import difflib
-import types
-import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, ClassVar
 
 from .errors import ConfigError
+from .optimizer import (
+    OptimizerConfig,
+    SchedulerConfig,
+    SolverConfig,
+    check_accumulation,
+    parse_optimizers,
+    parse_scheduler,
+    parse_solver,
+)
+from .parsing import GivenFields, parse_dataclass, parse_value, to_dict
 
 __all__ = [
+    "AddLinearParams",
     "ExperimentConfig",
+    "MulLogParams",
     "NetworkConfig",
     "OptimizerConfig",
     "RegularizerConfig",
+    "SchedulerConfig",
+    "SolverConfig",
     "parse_dataclass",
+    "parse_optimizers",
+    "parse_scheduler",
+    "parse_solver",
+    "parse_value",
     "to_dict",
 ]
 
-_TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
-
-
-def _describe(tp: Any) -> str:
-    origin = typing.get_origin(tp)
-    if tp in _TYPE_NAMES:
-        return _TYPE_NAMES[tp]
-    if origin in (list, tuple):
-        args = typing.get_args(tp)
-        return f"a list of {_describe(args[0])}" if args else "a list"
-    if origin is dict:
-        return "an object"
-    if origin in (Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return " or ".join(_describe(a) for a in args) + " or null"
-    if origin is typing.Literal:
-        return "one of " + ", ".join(repr(a) for a in typing.get_args(tp))
-    if dataclasses.is_dataclass(tp):
-        return "an object"
-    return getattr(tp, "__name__", str(tp))
-
-
-def _join(path: str, key: Any) -> str:
-    return f"{path}.{key}" if path else str(key)
-
-
-def parse_value(tp: Any, value: Any, path: str) -> Any:
-    """Converts a JSON value to the annotated type ``tp``, or raises ConfigError at ``path``."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in (a for a in args if a is not type(None)):
-            try:
-                return parse_value(arg, value, path)
-            except ConfigError as err:
-                errors.append(err)
-        raise ConfigError(f"expected {_describe(tp)}, got {value!r}", key=path)
-    if origin is typing.Literal:
-        if value not in typing.get_args(tp):
-            raise ConfigError(f"expected {_describe(tp)}, got {value!r}", key=path)
-        return value
-    if dataclasses.is_dataclass(tp):
-        return parse_dataclass(tp, value, path)
-    if origin in (list, tuple) or tp in (list, tuple):
-        if not isinstance(value, list):
-            raise ConfigError(f"expected {_describe(tp)}, got {value!r}", key=path)
-        args = typing.get_args(tp)
-        item = args[0] if args else Any
-        return [parse_value(item, v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"expected an object, got {value!r}", key=path)
-        args = typing.get_args(tp)
-        vt = args[1] if args else Any
-        return {k: parse_value(vt, v, _join(path, k)) for k, v in value.items()}
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"expected true or false, got {value!r}", key=path)
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, float) and value.is_integer():
-                return int(value)
-            raise ConfigError(f"expected an integer, got {value!r}", key=path)
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"expected a number, got {value!r}", key=path)
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"expected a string, got {value!r}", key=path)
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {path}")
-
-
-def _unknown_key(cls: type, key: str, path: str, valid: list[str]) -> ConfigError:
-    close = difflib.get_close_matches(key, valid, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return ConfigError(
-        f"unknown key {key!r} in {cls.__name__}; {hint}valid keys: {', '.join(valid)}",
-        key=_join(path, key),
-    )
-
-
-def parse_dataclass(cls: type, data: Any, path: str = "") -> Any:
-    """Builds dataclass ``cls`` from ``data`` strictly.
-
-    Unknown keys, missing required keys and wrong types raise ConfigError naming the key's path.
-    After construction, the instance's ``check()`` method (if any) validates values; a
-    ConfigError it raises with ``key="field"`` is re-raised with the full path.
-    """
-    if not isinstance(data, dict):
-        raise ConfigError(f"expected an object, got {data!r}", key=path or None)
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in data:
-        if key not in fields:
-            raise _unknown_key(cls, key, path, list(fields))
-    kwargs = {}
-    for name, f in fields.items():
-        if name in data:
-            parse = f.metadata.get("parse")
-            key = _join(path, name)
-            kwargs[name] = (
-                parse(data[name], key) if parse else parse_value(hints[name], data[name], key)
-            )
-        elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-            raise ConfigError(f"missing required key ({_describe(hints[name])})", _join(path, name))
-    obj = cls(**kwargs)
-    check = getattr(obj, "check", None)
-    if callable(check):
-        try:
-            check()
-        except ConfigError as err:
-            if path and err.key is not None and not err.key.startswith(path + "."):
-                raise type(err)(err.message, key=_join(path, err.key)) from None
-            raise
-    return obj
-
-
-def to_dict(obj: Any) -> Any:
-    """The JSON form of a parsed config (the inverse of :func:`parse_dataclass`)."""
-    if hasattr(obj, "to_dict") and dataclasses.is_dataclass(obj):
-        return obj.to_dict()
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
-    return obj
-
+# The optimizer sections are defined next to the optimizer (nnabla_nas.optimizer.section) and
+# exposed here with the rest of the experiment file.
 
 # ---------------------------------------------------------------------------------------------
 # Sections
@@ -171,26 +51,43 @@ def to_dict(obj: Any) -> Any:
 
 
 @dataclass
-class OptimizerConfig:
-    """One optimizer section (``train``, ``valid`` or ``warmup``)."""
-
-    solver: dict[str, Any]
-    grad_clip: float | None = None
-    weight_decay: float | None = None
-    lr_scheduler: dict[str, Any] | None = None
-
-    def check(self) -> None:
-        from .optimizer import check_optimizer_section
-
-        if self.grad_clip is not None and self.grad_clip <= 0:
-            raise ConfigError(f"must be > 0 (or omitted), got {self.grad_clip}", key="grad_clip")
-        if self.weight_decay is not None and self.weight_decay < 0:
-            raise ConfigError(f"must be >= 0, got {self.weight_decay}", key="weight_decay")
-        check_optimizer_section(self.solver, self.lr_scheduler, self.weight_decay)
+class _LossParams(GivenFields):
+    """The ``grad_reg_loss_params`` of one gradient-mode hardware loss."""
 
 
-#: Gradient-mode hardware losses (seed 001) and the keys of their ``grad_reg_loss_params``.
-REGULARIZER_LOSSES = {"add#linear": ("lambda",), "mul#log": ("alpha", "beta")}
+@dataclass
+class AddLinearParams(_LossParams):
+    """``grad_reg_loss_params`` of ``add#linear`` (``CE + lambda * (E - ref) / ref``).
+
+    Attributes:
+        lam: ``lambda`` (JSON key); None: the regularizer's ``weight``.
+    """
+
+    ARGUMENTS_OF: ClassVar[str] = "the add#linear loss"
+    lam: float | None = field(default=None, metadata={"key": "lambda"})
+
+
+@dataclass
+class MulLogParams(_LossParams):
+    """``grad_reg_loss_params`` of ``mul#log`` (``alpha * CE * (ln E / ln ref) ** beta``),
+    defaults as ProxylessNAS."""
+
+    ARGUMENTS_OF: ClassVar[str] = "the mul#log loss"
+    alpha: float = 0.2
+    beta: float = 0.3
+
+
+#: Gradient-mode hardware losses (seed 001) and the dataclass of their ``grad_reg_loss_params``.
+REGULARIZER_LOSSES: dict[str, type[_LossParams]] = {
+    "add#linear": AddLinearParams,
+    "mul#log": MulLogParams,
+}
+
+
+def _object(value: Any, key: str) -> Any:
+    if not isinstance(value, dict):
+        raise ConfigError(f"expected an object, got {value!r}", key=key)
+    return value
 
 
 @dataclass
@@ -207,8 +104,10 @@ class RegularizerConfig:
             default loss: the value is only reported.
         grad_reg_loss_type: gradient-mode loss: ``add#linear`` (``CE + lambda * (E - ref) /
             ref``) or ``mul#log`` (``alpha * CE * (ln E / ln ref) ** beta``).
-        grad_reg_loss_params: ``{"lambda": ...}`` (add#linear, default ``weight``) or
-            ``{"alpha": ..., "beta": ...}`` (mul#log, defaults 0.2 and 0.3 as ProxylessNAS).
+        grad_reg_loss_params: the loss's parameters, :class:`AddLinearParams` (``{"lambda":
+            ...}``, default ``weight``) or :class:`MulLogParams` (``{"alpha": ..., "beta":
+            ...}``, defaults 0.2 and 0.3 as ProxylessNAS); parsed by :meth:`check` once the
+            loss is known.
         ref_latency: the reference value ``ref`` of the gradient loss (default ``bound``).
         lookup_table: the latency lookup table file (LatencyEstimator; default: in memory, with
             the tables shipped for this machine).
@@ -220,7 +119,9 @@ class RegularizerConfig:
     bound: float
     weight: float = 0.0
     grad_reg_loss_type: str = "add#linear"
-    grad_reg_loss_params: dict[str, float] = field(default_factory=dict)
+    grad_reg_loss_params: AddLinearParams | MulLogParams = field(
+        default_factory=dict, metadata={"parse": _object}
+    )
     ref_latency: float | None = None
     lookup_table: str | None = None
     batch_size: int = 1
@@ -241,12 +142,16 @@ class RegularizerConfig:
                 f"unknown loss {loss!r}; valid: {', '.join(REGULARIZER_LOSSES)}",
                 key="grad_reg_loss_type",
             )
-        for k in self.grad_reg_loss_params:
-            if k not in REGULARIZER_LOSSES[loss]:
-                raise ConfigError(
-                    f"not a parameter of {loss}; valid: {', '.join(REGULARIZER_LOSSES[loss])}",
-                    key=f"grad_reg_loss_params.{k}",
-                )
+        params, params_cls = self.grad_reg_loss_params, REGULARIZER_LOSSES[loss]
+        if isinstance(params, Mapping):
+            self.grad_reg_loss_params = parse_dataclass(
+                params_cls, dict(params), "grad_reg_loss_params"
+            )
+        elif not isinstance(params, params_cls):
+            raise ConfigError(
+                f"expected the parameters of {loss} ({params_cls.__name__}), got {params!r}",
+                key="grad_reg_loss_params",
+            )
         if self.ref_latency is not None and not self.ref_latency > 0:
             raise ConfigError(f"must be > 0, got {self.ref_latency}", key="ref_latency")
         ref = self.ref_latency if self.ref_latency is not None else self.bound
@@ -291,9 +196,6 @@ def parse_network(data: Any, path: str = "network") -> NetworkConfig:
     return NetworkConfig(search_space=name, space=space_cfg)
 
 
-_OPTIMIZER_SECTIONS = ("train", "valid", "warmup")
-
-
 @dataclass
 class ExperimentConfig:
     """The whole experiment file (seed format), with the additions documented in the docs."""
@@ -315,7 +217,9 @@ class ExperimentConfig:
     valid_portion: float = 0.1
     aux_weight: float = 0.0
     seed: int = 0
-    optimizer: dict[str, OptimizerConfig] = field(default_factory=dict)
+    optimizer: dict[str, OptimizerConfig] = field(
+        default_factory=dict, metadata={"parse": parse_optimizers}
+    )
     regularizer: dict[str, RegularizerConfig] = field(default_factory=dict)
     searcher: dict[str, Any] = field(default_factory=dict)
     # Keys the seed says may be given in the file instead of on the command line.
@@ -327,7 +231,6 @@ class ExperimentConfig:
 
     def check(self) -> None:
         from .data import DATASETS
-        from .optimizer import check_accumulation
 
         DATASETS.canonical(self.dataset, key="dataset")
         self.dataset = DATASETS.canonical(self.dataset)
@@ -374,9 +277,6 @@ class ExperimentConfig:
                     f"got {value}",
                     key=name,
                 )
-        for key in self.optimizer:
-            if key not in _OPTIMIZER_SECTIONS:
-                raise _unknown_key(OptimizerConfig, key, "optimizer", list(_OPTIMIZER_SECTIONS))
         if self.type_config not in (None, "float", "half"):
             raise ConfigError(
                 f"expected 'float' or 'half', got {self.type_config!r}", "type_config"

@@ -4,6 +4,7 @@ exact resume. Numbers are checked against hand computations in numpy."""
 from __future__ import annotations
 
 import math
+import pickle
 from collections import OrderedDict
 
 import nnabla as nn
@@ -11,6 +12,7 @@ import nnabla.functions as F
 import numpy as np
 import pytest
 
+from nnabla_nas.config import parse_dataclass, to_dict
 from nnabla_nas.errors import ConfigError
 from nnabla_nas.optimizer import (
     LR_SCHEDULERS,
@@ -18,13 +20,17 @@ from nnabla_nas.optimizer import (
     ConstantScheduler,
     CosineScheduler,
     Optimizer,
+    OptimizerConfig,
     check_accumulation,
-    check_optimizer_section,
-    initial_learning_rate,
     learning_rate_key,
+    make_optimizer,
     make_scheduler,
     make_solver,
+    optimizer_section,
+    parse_scheduler,
+    parse_solver,
     solver_arguments,
+    solver_config,
 )
 
 
@@ -34,6 +40,16 @@ def _param(values, need_grad: bool = True) -> nn.Variable:
 
 def _params(rng: np.random.RandomState, shapes=((3, 2), (2,), (2, 2, 2))) -> OrderedDict:
     return OrderedDict((f"p{i}", _param(rng.randn(*s))) for i, s in enumerate(shapes))
+
+
+def _solver(name: str, **arguments):
+    """A typed solver section, as the config parses ``{"name": name, **arguments}``."""
+    return solver_config(name)(**arguments)
+
+
+def _scheduler(cfg, init_lr, max_iter, iter_per_epoch, **kwargs):
+    """The scheduler of a JSON ``lr_scheduler`` section."""
+    return make_scheduler(parse_scheduler(cfg), init_lr, max_iter, iter_per_epoch, **kwargs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -53,7 +69,7 @@ def test_registry_holds_the_nnabla_solvers():
 @pytest.mark.parametrize("name", SOLVERS.names())
 def test_every_solver_builds_with_defaults_and_its_lr_key_sets_the_rate(name):
     w = _param([1.0, -2.0])
-    solver = make_solver(name, {})
+    solver = make_solver(_solver(name))
     solver.set_parameters({"w": w})
     w.g = np.array([0.5, -0.5], dtype=np.float32)
     solver.update()
@@ -62,7 +78,9 @@ def test_every_solver_builds_with_defaults_and_its_lr_key_sets_the_rate(name):
     defaults = solver_arguments(name)
     assert lr_key in defaults
     assert solver.learning_rate() == pytest.approx(defaults[lr_key], rel=1e-6)
-    assert make_solver(name, {lr_key: 0.0123}).learning_rate() == pytest.approx(0.0123, rel=1e-6)
+    assert make_solver(_solver(name, **{lr_key: 0.0123})).learning_rate() == pytest.approx(
+        0.0123, rel=1e-6
+    )
 
 
 def test_learning_rate_keys():
@@ -73,12 +91,12 @@ def test_learning_rate_keys():
     assert learning_rate_key("AMSGRAD") == "alpha"
     assert learning_rate_key("AdaBound") == "alpha"
     assert solver_arguments("Momentum") == {"lr": 0.001, "momentum": 0.9}
-    assert initial_learning_rate("Adam", {"beta1": 0.5}) == 0.001
-    assert initial_learning_rate("Momentum", {"lr": 0.1}) == 0.1
+    assert parse_solver({"name": "Adam", "beta1": 0.5}).learning_rate == 0.001
+    assert parse_solver({"name": "momentum", "lr": 0.1}).learning_rate == 0.1
 
 
 def test_make_solver_passes_arguments():
-    solver = make_solver("momentum", {"name": "Momentum", "lr": 0.25, "momentum": 0}, "s")
+    solver = make_solver(parse_solver({"name": "momentum", "lr": 0.25, "momentum": 0}, "s"))
     assert solver.name == "Momentum" and solver.learning_rate() == 0.25
     w = _param([1.0])
     solver.set_parameters({"w": w})
@@ -90,46 +108,144 @@ def test_make_solver_passes_arguments():
 
 def test_unknown_solver_lists_valid_names():
     with pytest.raises(ConfigError) as err:
-        make_solver("Adamm", {}, key="optimizer.train.solver")
+        parse_solver({"name": "Adamm"}, key="optimizer.train.solver")
     assert err.value.key == "optimizer.train.solver.name"
     assert "Adamm" in str(err.value) and "Momentum" in str(err.value) and "Adam," in str(err.value)
 
 
 def test_unknown_or_mistyped_solver_argument_names_the_key():
     with pytest.raises(ConfigError) as err:
-        make_solver("Momentum", {"lrr": 0.1}, key="optimizer.train.solver")
+        parse_solver({"name": "Momentum", "lrr": 0.1}, key="optimizer.train.solver")
     assert err.value.key == "optimizer.train.solver.lrr"
     assert "valid arguments: lr, momentum" in str(err.value) and "did you mean 'lr'" in str(
         err.value
     )
     with pytest.raises(ConfigError) as err:
-        make_solver("Adam", {"alpha": "fast"}, key="optimizer.valid.solver")
+        parse_solver({"name": "Adam", "alpha": "fast"}, key="optimizer.valid.solver")
     assert err.value.key == "optimizer.valid.solver.alpha" and "a number" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        make_solver("Adam", {"alpha": True}, key="s")
+        parse_solver({"name": "Adam", "alpha": True}, key="s")
     assert err.value.key == "s.alpha"
     with pytest.raises(ConfigError) as err:
-        make_solver("AdaBelief", {"amsgrad": 1}, key="s")
+        parse_solver({"name": "AdaBelief", "amsgrad": 1}, key="s")
     assert err.value.key == "s.amsgrad" and "true or false" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        make_solver("Sgd", {"lr": -0.1}, key="s")
-    assert err.value.key == "s.lr"
-
-
-def test_check_optimizer_section():
-    check_optimizer_section({"name": "Momentum", "lr": 0.1}, {"name": "step", "milestones": [1]})
+        parse_solver({"name": "Sgd", "lr": -0.1}, key="s")
+    assert err.value.key == "s.lr" and "learning rate must be >= 0" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        check_optimizer_section({"lr": 0.1})
+        _solver("Adam", alpha=float("nan"))  # built in Python: checked all the same
+    assert err.value.key == "alpha"
+
+
+def _section(solver, lr_scheduler=None, **keys) -> OptimizerConfig:
+    data = {"solver": solver, **keys}
+    if lr_scheduler is not None:
+        data["lr_scheduler"] = lr_scheduler
+    return parse_dataclass(OptimizerConfig, data)
+
+
+def test_optimizer_section_is_parsed_strictly():
+    section = _section({"name": "Momentum", "lr": 0.1}, {"name": "step", "milestones": [1]})
+    assert section.solver == _solver("Momentum", lr=0.1)
+    assert section.lr_scheduler.milestones == [1] and section.lr_scheduler.gamma == 0.1
+    with pytest.raises(ConfigError) as err:
+        _section({"lr": 0.1})
     assert err.value.key == "solver.name" and "Momentum" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        check_optimizer_section({"name": "Sgd", "momentum": 0.9})
+        _section({"name": "Sgd", "momentum": 0.9})
     assert err.value.key == "solver.momentum" and "valid arguments: lr" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        check_optimizer_section({"name": "Sgd"}, {"name": "cosine", "gamma": 0.1})
+        _section({"name": "Sgd"}, {"name": "cosine", "gamma": 0.1})
     assert err.value.key == "lr_scheduler.gamma" and "eta_min" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        check_optimizer_section({"name": "AdamW", "wd": 1e-4}, None, weight_decay=1e-4)
+        _section({"name": "AdamW", "wd": 1e-4}, None, weight_decay=1e-4)
     assert err.value.key == "weight_decay"
+    _section({"name": "AdamW"}, None, weight_decay=1e-4)  # the default wd is not "given"
+    with pytest.raises(ConfigError) as err:
+        _section("Sgd")
+    assert err.value.key == "solver" and "an object" in str(err.value)
+
+
+def test_sections_are_written_back_as_given_and_reparse_equal():
+    data = {
+        "solver": {"name": "adamw", "alpha": 0.01},
+        "weight_decay": 0.1,
+        "lr_scheduler": {"name": "multistep", "warmup_epochs": 1, "milestones": [2]},
+    }
+    section = _section(**data)
+    assert section.solver.arguments() == {"alpha": 0.01, "beta1": 0.9, "beta2": 0.999,
+                                          "eps": 1e-08, "wd": 0.0001}  # fmt: skip
+    assert section.solver.given == {"alpha"}
+    written = to_dict(section)
+    assert written == {
+        "solver": {"name": "AdamW", "alpha": 0.01},
+        "grad_clip": None,
+        "weight_decay": 0.1,
+        "lr_scheduler": {"name": "step", "milestones": [2], "warmup_epochs": 1},
+    }
+    again = parse_dataclass(OptimizerConfig, written)  # the wd default was not pinned
+    assert again == section and to_dict(again) == written
+    # the generated classes pickle (sections may be sent to other processes)
+    assert pickle.loads(pickle.dumps(section)) == section
+    assert pickle.loads(pickle.dumps(section)).solver.given == {"alpha"}
+
+
+def test_a_python_section_is_parsed_and_checked_like_a_json_one():
+    section = OptimizerConfig(solver={"name": "Sgd", "lr": 0.3}, lr_scheduler={"name": "step",
+                              "milestones": [1]})  # fmt: skip
+    assert section == _section({"name": "Sgd", "lr": 0.3}, {"name": "step", "milestones": [1]})
+    with pytest.raises(ConfigError) as err:
+        OptimizerConfig(solver={"name": "Sgd", "lr": -1})
+    assert err.value.key == "solver.lr"
+    with pytest.raises(ConfigError) as err:
+        OptimizerConfig(solver=_solver("Sgd"), grad_clip=-1.0)
+    assert err.value.key == "grad_clip"
+
+
+# --------------------------------------------------------------------------------------------
+# The optimizer of a phase, with the defaults
+# --------------------------------------------------------------------------------------------
+
+
+def test_make_optimizer_defaults_per_phase():
+    params = _params(np.random.RandomState(0))
+    train = make_optimizer("train", None, params, max_iter=40, iter_per_epoch=4)
+    assert (train.name, train.key, train.grad_clip, train.weight_decay) == (
+        "Momentum", "optimizer.train", None, None)  # fmt: skip
+    assert train.solver.info["momentum"] == pytest.approx(0.9)
+    assert isinstance(train.lr_scheduler, CosineScheduler)
+    assert train.lr_scheduler.get_learning_rate(20) == pytest.approx(0.05)  # half of 0.1
+    valid = make_optimizer("valid", None, params, max_iter=40, iter_per_epoch=4)
+    assert valid.name == "Adam" and isinstance(valid.lr_scheduler, ConstantScheduler)
+    assert [valid.solver.info[k] for k in ("alpha", "beta1", "beta2")] == pytest.approx(
+        [0.001, 0.5, 0.999]
+    )
+    # a section without lr_scheduler: cosine for the weights, constant for the architecture
+    sgd = _section({"name": "Sgd", "lr": 0.2})
+    assert isinstance(make_optimizer("warmup", sgd, params, 8, 4).lr_scheduler, CosineScheduler)
+    assert isinstance(make_optimizer("valid", sgd, params, 8, 4).lr_scheduler, ConstantScheduler)
+    # the warm-up trains the weights as the training proper when it has no section
+    assert optimizer_section("warmup", {"train": sgd}) is sgd
+    assert optimizer_section("warmup", {"train": sgd, "warmup": train}) is train
+    assert optimizer_section("valid", {"train": sgd}) is None
+    assert make_optimizer("train", None, params, 0, 0).lr_scheduler.max_iter == 1
+    with pytest.raises(ValueError):
+        make_optimizer("arch", None, params, 1, 1)
+
+
+def test_make_optimizer_follows_its_section_by_hand():
+    w0, g = np.array([1.0, -2.0], np.float32), np.array([3.0, 4.0], np.float32)
+    params = OrderedDict(w=_param(w0))
+    section = _section({"name": "Sgd", "lr": 0.4}, {"name": "step", "milestones": [1],
+                       "gamma": 0.5}, grad_clip=1.0)  # fmt: skip
+    opt = make_optimizer("train", section, params, max_iter=4, iter_per_epoch=2)
+    w = w0.astype(np.float64)
+    for lr in (0.4, 0.4, 0.2):  # the milestone is epoch 1 = update 2
+        params["w"].g = g
+        opt.update()
+        assert opt.get_learning_rate() == pytest.approx(lr)
+        w = w - lr * g / 5.0  # clipped from norm 5 to 1
+        np.testing.assert_allclose(params["w"].d, w, rtol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------
@@ -144,13 +260,13 @@ def test_registered_schedulers():
 
 def test_cosine_schedule_matches_formula():
     lr, T = 0.1, 100
-    s = make_scheduler({"name": "cosine"}, lr, T, iter_per_epoch=10)
+    s = _scheduler({"name": "cosine"}, lr, T, iter_per_epoch=10)
     for t in (0, 1, 25, 50, 99, 100):
         assert s.get_learning_rate(t) == pytest.approx(0.5 * lr * (1 + math.cos(math.pi * t / T)))
     assert s.get_learning_rate(0) == pytest.approx(lr)
     assert s.get_learning_rate(50) == pytest.approx(lr / 2)
     assert s.get_learning_rate(150) == pytest.approx(0.0, abs=1e-12)  # stays at the end value
-    s = make_scheduler({"name": "Cosine", "eta_min": 0.01}, lr, T, iter_per_epoch=10)
+    s = _scheduler({"name": "Cosine", "eta_min": 0.01}, lr, T, iter_per_epoch=10)
     for t in (0, 30, 70, 100):
         expected = 0.01 + 0.5 * (lr - 0.01) * (1 + math.cos(math.pi * t / T))
         assert s.get_learning_rate(t) == pytest.approx(expected)
@@ -162,38 +278,38 @@ def test_default_scheduler_is_cosine_or_constant():
     s = make_scheduler(None, 0.2, 40, 4, default=None)
     assert isinstance(s, ConstantScheduler)
     assert [s.get_learning_rate(t) for t in (0, 20, 39)] == [0.2, 0.2, 0.2]
-    s = make_scheduler({"warmup_iter": 3}, 0.2, 40, 4)  # no name: the default, with warm-up
+    s = _scheduler({"warmup_iter": 3}, 0.2, 40, 4)  # no name: the default, with warm-up
     assert isinstance(s, CosineScheduler) and s.warmup_iter == 3
 
 
 def test_step_schedule_milestones_are_epochs():
-    s = make_scheduler({"name": "step", "milestones": [2, 5], "gamma": 0.5}, 0.8, 70, 10)
+    s = _scheduler({"name": "step", "milestones": [2, 5], "gamma": 0.5}, 0.8, 70, 10)
     expected = {0: 0.8, 19: 0.8, 20: 0.4, 49: 0.4, 50: 0.2, 69: 0.2}
     for t, lr in expected.items():
         assert s.get_learning_rate(t) == pytest.approx(lr)
 
 
 def test_exponential_schedule():
-    s = make_scheduler({"name": "exponential", "gamma": 0.9}, 0.1, 100, 10)
+    s = _scheduler({"name": "exponential", "gamma": 0.9}, 0.1, 100, 10)
     for t in (0, 9, 10, 35, 99):
         assert s.get_learning_rate(t) == pytest.approx(0.1 * 0.9 ** (t // 10))
-    s = make_scheduler({"name": "exponential", "gamma": 0.9, "staircase": False}, 0.1, 100, 10)
+    s = _scheduler({"name": "exponential", "gamma": 0.9, "staircase": False}, 0.1, 100, 10)
     for t in (0, 5, 35):
         assert s.get_learning_rate(t) == pytest.approx(0.1 * 0.9 ** (t / 10))
 
 
 def test_polynomial_schedule():
-    s = make_scheduler({"name": "polynomial", "power": 2.0, "eta_min": 0.001}, 0.1, 50, 5)
+    s = _scheduler({"name": "polynomial", "power": 2.0, "eta_min": 0.001}, 0.1, 50, 5)
     for t in (0, 10, 25, 49, 50, 80):
         expected = 0.001 + (0.1 - 0.001) * (1 - min(t, 50) / 50) ** 2
         assert s.get_learning_rate(t) == pytest.approx(expected)
-    s = make_scheduler({"name": "poly"}, 0.1, 50, 5)  # default power 1: linear
+    s = _scheduler({"name": "poly"}, 0.1, 50, 5)  # default power 1: linear
     assert s.get_learning_rate(10) == pytest.approx(0.08)
 
 
 def test_linear_warmup_ramp_then_the_schedule():
     lr, T, W = 0.1, 100, 4
-    s = make_scheduler({"name": "cosine", "warmup_epochs": 2}, lr, T, iter_per_epoch=2)
+    s = _scheduler({"name": "cosine", "warmup_epochs": 2}, lr, T, iter_per_epoch=2)
     assert s.warmup_iter == W
     cos = [0.5 * lr * (1 + math.cos(math.pi * t / T)) for t in range(T)]
     ramp = [s.get_learning_rate(t) for t in range(W + 1)]
@@ -202,34 +318,34 @@ def test_linear_warmup_ramp_then_the_schedule():
     assert np.allclose(np.diff(ramp), cos[W] / 5)  # linear, no jump where it joins
     for t in (W, 10, 60):
         assert s.get_learning_rate(t) == pytest.approx(cos[t])
-    s = make_scheduler({"name": "constant", "warmup_iter": 9}, 0.5, 20, 1)
+    s = _scheduler({"name": "constant", "warmup_iter": 9}, 0.5, 20, 1)
     assert [s.get_learning_rate(t) for t in (0, 4, 9, 15)] == pytest.approx([0.05, 0.25, 0.5, 0.5])
 
 
 def test_scheduler_config_errors():
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"name": "cosin"}, 0.1, 10, 1, key="optimizer.train.lr_scheduler")
+        parse_scheduler({"name": "cosin"}, key="optimizer.train.lr_scheduler")
     assert err.value.key == "optimizer.train.lr_scheduler.name" and "cosine" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"name": "step"}, 0.1, 10, 1)
+        parse_scheduler({"name": "step"})
     assert err.value.key == "lr_scheduler.milestones" and "missing" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"name": "step", "milestones": [3, 2]}, 0.1, 10, 1)
+        parse_scheduler({"name": "step", "milestones": [3, 2]})
     assert err.value.key == "lr_scheduler.milestones" and "increasing" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"name": "step", "milestones": "30"}, 0.1, 10, 1)
+        parse_scheduler({"name": "step", "milestones": "30"})
     assert err.value.key == "lr_scheduler.milestones" and "list of integers" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"name": "cosine", "eta_mn": 0.0}, 0.1, 10, 1)
+        parse_scheduler({"name": "cosine", "eta_mn": 0.0})
     assert err.value.key == "lr_scheduler.eta_mn" and "did you mean 'eta_min'" in str(err.value)
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"warmup_epochs": 1, "warmup_iter": 3}, 0.1, 10, 1)
+        parse_scheduler({"warmup_epochs": 1, "warmup_iter": 3})
     assert err.value.key == "lr_scheduler.warmup_epochs"
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"warmup_epochs": -1}, 0.1, 10, 1)
+        parse_scheduler({"warmup_epochs": -1})
     assert err.value.key == "lr_scheduler.warmup_epochs"
     with pytest.raises(ConfigError) as err:
-        make_scheduler({"name": "exponential", "gamma": 0}, 0.1, 10, 1)
+        parse_scheduler({"name": "exponential", "gamma": 0})
     assert err.value.key == "lr_scheduler.gamma"
 
 
@@ -249,7 +365,7 @@ def test_global_norm_clipping_matches_numpy(clip):
     params = _params(rng)
     w0 = [p.d.copy() for p in params.values()]
     grads = [rng.randn(*p.shape).astype(np.float32) for p in params.values()]
-    opt = Optimizer(params, "Sgd", {"lr": 0.5}, grad_clip=clip)
+    opt = Optimizer(params, _solver("Sgd", lr=0.5), grad_clip=clip)
     _set_grads(params, grads)
     opt.update()
     norm = math.sqrt(sum(float(np.sum(g.astype(np.float64) ** 2)) for g in grads))
@@ -266,7 +382,7 @@ def test_global_norm_clipping_matches_numpy(clip):
 
 def test_grad_norm_follows_a_replaced_grad_array():
     params = OrderedDict(a=_param([1.0, 1.0]), b=_param([2.0]))
-    opt = Optimizer(params, "Sgd", {"lr": 0.0})
+    opt = Optimizer(params, _solver("Sgd", lr=0.0))
     _set_grads(params, [np.array([3.0, 0.0]), np.array([4.0])])
     assert opt.compute_grad_norm() == pytest.approx(5.0)
     params["b"].grad = nn.NdArray.from_numpy_array(np.array([12.0], dtype=np.float32))
@@ -277,13 +393,13 @@ def test_weight_decay_adds_wd_times_w_to_the_gradient():
     w0, g = np.array([1.0, -2.0, 3.0], np.float32), np.array([0.5, 0.5, -1.0], np.float32)
     lr, wd = 0.1, 0.01
     params = OrderedDict(w=_param(w0))
-    opt = Optimizer(params, "Sgd", {"lr": lr}, weight_decay=wd)
+    opt = Optimizer(params, _solver("Sgd", lr=lr), weight_decay=wd)
     params["w"].g = g
     opt.update()
     np.testing.assert_allclose(params["w"].d, w0 - lr * (g + wd * w0), rtol=1e-6)
     # clipping applies to the loss gradient, before weight decay (as PyTorch's weight_decay)
     params = OrderedDict(w=_param(w0))
-    opt = Optimizer(params, "Sgd", {"lr": lr}, weight_decay=wd, grad_clip=0.5)
+    opt = Optimizer(params, _solver("Sgd", lr=lr), weight_decay=wd, grad_clip=0.5)
     params["w"].g = g
     opt.update()
     norm = float(np.linalg.norm(g))
@@ -291,23 +407,29 @@ def test_weight_decay_adds_wd_times_w_to_the_gradient():
 
 
 def test_weight_decay_conflicts_with_solver_wd():
+    def parse(section):
+        return parse_dataclass(OptimizerConfig, section, "optimizer.x")
+
     with pytest.raises(ConfigError) as err:
-        Optimizer({"w": _param([1.0])}, "AdamW", {"wd": 0.1}, weight_decay=0.1, key="optimizer.x")
+        parse({"solver": {"name": "AdamW", "wd": 0.1}, "weight_decay": 0.1})
     assert err.value.key == "optimizer.x.weight_decay"
     with pytest.raises(ConfigError) as err:
-        Optimizer({"w": _param([1.0])}, "Sgd", {}, grad_clip=0.0, key="optimizer.x")
+        parse({"solver": {"name": "Sgd"}, "grad_clip": 0.0})
     assert err.value.key == "optimizer.x.grad_clip"
     with pytest.raises(ConfigError) as err:
-        Optimizer({"w": _param([1.0])}, "Sgd", {"lrr": 1}, key="optimizer.x")
+        parse({"solver": {"name": "Sgd", "lrr": 1}})
     assert err.value.key == "optimizer.x.solver.lrr"
+    with pytest.raises(ConfigError) as err:  # built in Python: checked on construction
+        OptimizerConfig(solver=_solver("SgdW", wd=0.0), weight_decay=-1.0)
+    assert err.value.key == "weight_decay"
 
 
 def test_momentum_two_steps_with_scheduled_lr_by_hand():
     w0 = np.array([1.0, -1.0], np.float32)
     g1, g2 = np.array([0.5, 2.0], np.float32), np.array([-1.0, 0.25], np.float32)
-    sched = make_scheduler({"name": "step", "milestones": [1]}, 0.2, 10, iter_per_epoch=1)
+    sched = _scheduler({"name": "step", "milestones": [1]}, 0.2, 10, iter_per_epoch=1)
     params = OrderedDict(w=_param(w0))
-    opt = Optimizer(params, "Momentum", {"lr": 0.2, "momentum": 0.9}, lr_scheduler=sched)
+    opt = Optimizer(params, _solver("Momentum", lr=0.2, momentum=0.9), lr_scheduler=sched)
     params["w"].g = g1
     opt.update(0)
     assert opt.get_learning_rate() == pytest.approx(0.2)
@@ -321,7 +443,7 @@ def test_momentum_two_steps_with_scheduled_lr_by_hand():
 
 def test_params_without_need_grad_are_skipped():
     params = OrderedDict(a=_param([1.0]), frozen=_param([2.0], need_grad=False))
-    opt = Optimizer(params, "Sgd", {"lr": 1.0})
+    opt = Optimizer(params, _solver("Sgd", lr=1.0))
     assert list(opt.params) == ["a"]
     params["a"].g = np.array([1.0])
     params["frozen"].g = np.array([1.0])
@@ -332,7 +454,7 @@ def test_params_without_need_grad_are_skipped():
 
 def test_learning_rate_accessors_and_scale_grad():
     params = OrderedDict(w=_param([1.0]))
-    opt = Optimizer(params, "Adam", {"alpha": 0.01})
+    opt = Optimizer(params, _solver("Adam", alpha=0.01))
     assert opt.get_learning_rate() == pytest.approx(0.01)
     opt.set_learning_rate(0.5)
     assert opt.get_learning_rate() == 0.5
@@ -384,7 +506,7 @@ def test_accumulating_mini_batches_equals_one_batch(scaled_loss):
         xv, tv, loss = _affine_ce(batch, params["W"], params["b"])
         if scaled_loss:
             loss = loss / passes  # the loss divided by k ...
-        opt = Optimizer(params, "Momentum", {"lr": 0.1}, grad_clip=10.0, weight_decay=1e-3)
+        opt = Optimizer(params, _solver("Momentum", lr=0.1), grad_clip=10.0, weight_decay=1e-3)
         grads = []
         for _ in range(2):  # two updates: zero_grad must reset the accumulation
             opt.zero_grad()
@@ -455,8 +577,9 @@ def test_state_dict_round_trip_gives_identical_next_updates(solver, args):
     grads = [[rng.randn(*s).astype(np.float32) for s in shapes] for _ in range(5)]
 
     def make(params):
-        sched = make_scheduler({"name": "cosine", "warmup_iter": 1}, 0.1, 5, iter_per_epoch=1)
-        return Optimizer(params, solver, args, grad_clip=2.0, weight_decay=1e-2, lr_scheduler=sched)
+        sched = _scheduler({"name": "cosine", "warmup_iter": 1}, 0.1, 5, iter_per_epoch=1)
+        return Optimizer(params, _solver(solver, **args), grad_clip=2.0, weight_decay=1e-2,
+                         lr_scheduler=sched)  # fmt: skip
 
     pa = _params(np.random.RandomState(2), shapes)
     a = make(pa)
@@ -496,15 +619,15 @@ def test_state_dict_round_trip_gives_identical_next_updates(solver, args):
 
 
 def test_load_state_dict_refuses_another_solver_or_parameters():
-    a = Optimizer({"w": _param([1.0])}, "Momentum", {}, key="optimizer.train")
-    b = Optimizer({"w": _param([1.0])}, "Adam", {})
+    a = Optimizer({"w": _param([1.0])}, _solver("Momentum"), key="optimizer.train")
+    b = Optimizer({"w": _param([1.0])}, _solver("Adam"))
     with pytest.raises(ConfigError) as err:
         b.load_state_dict(a.state_dict())
     assert "Momentum" in str(err.value)
-    c = Optimizer({"v": _param([1.0])}, "Momentum", {}, key="optimizer.train")
+    c = Optimizer({"v": _param([1.0])}, _solver("Momentum"), key="optimizer.train")
     with pytest.raises(ConfigError) as err:
         c.load_state_dict(a.state_dict())
     assert err.value.key == "optimizer.train"
-    d = Optimizer({"w": _param([1.0, 2.0])}, "Momentum", {})
+    d = Optimizer({"w": _param([1.0, 2.0])}, _solver("Momentum"))
     with pytest.raises(ConfigError):
         d.load_state_dict(a.state_dict())

@@ -368,8 +368,33 @@ def _failed(code: int, message: str | None, collective: bool) -> int:
     return end_failed_run(code, collective, text if rank and collective else None)
 
 
+#: The other commands, ``nnabla-nas NAME ...``: module (imported when used) with ``main(argv)``.
+SUBCOMMANDS = {
+    "latency": "nnabla_nas.cli.latency",
+    "nnmeter-build": "nnabla_nas.cli.nnmeter_build",
+    "export": "nnabla_nas.cli.export",
+}
+
+
+def _subcommand(name: str) -> Any:
+    """The module of subcommand ``name``, or None when it is not installed in this tree."""
+    import importlib
+
+    try:
+        return importlib.import_module(SUBCOMMANDS[name])
+    except ModuleNotFoundError as err:
+        if err.name != SUBCOMMANDS[name]:
+            raise  # the command exists but needs a package that is missing
+        return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; returns the exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in SUBCOMMANDS:
+        command = _subcommand(args[0])
+        if command is not None:
+            return command.main(args[1:])
     try:
         run(argv)
     except ConfigError as err:

@@ -435,7 +435,7 @@ def _missing_builtin(name: str, folder: Path, missing: list[str], url: str | Non
         f"nnabla_nas never downloads it; fetch the predictor's files on a connected machine"
         f"{where}, put them in {folder} (or set options.data_folder to a folder holding "
         f"predictor/{name}/), or use a custom predictor folder built with "
-        "`python -m nnabla_nas.estimator.nnmeter_build`",
+        "`nnabla-nas nnmeter-build`",
         key="options.predictor",
     )
 

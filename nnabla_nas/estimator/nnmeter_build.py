@@ -17,9 +17,10 @@ build a predictor of your own from measurements, with nn-Meter's own builder:
    kernel type; the folder gets ``<kernel>.pkl``, ``fusion_rules.json`` and
    :data:`~nnabla_nas.estimator.nnmeter.PREDICTOR_META` (batch size, runtime, samples, fit).
 
-The folder is then the ``predictor`` option of an ``NnMeterEstimator``. Command::
+The folder is then the ``predictor`` option of an ``NnMeterEstimator``. Command
+(:mod:`nnabla_nas.cli.nnmeter_build`)::
 
-    python -m nnabla_nas.estimator.nnmeter_build -f EXP.json -o PREDICTOR_DIR [--architectures 30]
+    nnabla-nas nnmeter-build -f EXP.json -o PREDICTOR_DIR [--architectures 30]
 
 Features are taken exactly as nn-Meter's predictor computes them at prediction time and checked
 against what its builder's feature parser produces from the same kernel, so a fitted predictor
@@ -30,13 +31,11 @@ warned about at prediction.)
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import math
 import os
 import pickle
-import sys
 import tempfile
 import time
 import warnings
@@ -334,129 +333,3 @@ def build_predictor(
         ", ".join(f"{k} ({v['samples']})" for k, v in kernels.items()),
     )
     return meta
-
-
-# ---------------------------------------------------------------------------------------------
-# python -m nnabla_nas.estimator.nnmeter_build -f EXP.json -o FOLDER
-# ---------------------------------------------------------------------------------------------
-
-
-def _run(args: argparse.Namespace) -> int:
-    import nnabla as nn
-
-    from ..assemble import build_model, load_network_genotype
-    from ..cli import read_experiment, set_context
-    from ..config import ExperimentConfig
-    from .latency import LatencyEstimator, LatencyOptions, runtime_key
-    from .nnmeter import NnMeterEstimator
-
-    if args.architectures < 1:
-        raise ConfigError(f"must be >= 1, got {args.architectures}", key="--architectures")
-    raw = read_experiment(args.file)
-    if args.context:
-        raw["context"] = args.context
-    if args.device_id is not None:
-        raw["device_id"] = args.device_id
-    cfg = ExperimentConfig.from_dict(raw)
-    section = next((r for r in cfg.regularizer.values() if r.name == "LatencyEstimator"), None)
-    table = args.lookup_table or (section.lookup_table if section else None)
-    batch = args.batch_size or (section.batch_size if section else 1)
-    opts = section.options if section and isinstance(section.options, LatencyOptions) else None
-    warmup = args.warmup if args.warmup is not None else (opts.warmup if opts else 5)
-    repeat = args.repeat if args.repeat is not None else (opts.repeat if opts else 30)
-    set_context(cfg)
-    nn.clear_parameters()
-    rng = np.random.RandomState(args.seed)
-    model = build_model(cfg, load_network_genotype(cfg), rng=rng)
-    latency = LatencyEstimator(
-        cfg.input_shape, batch, table, warmup, repeat, table_key="--lookup-table"
-    )
-    first = {label: 0 for label in model.choices()}  # every choice's first candidate
-    archs: list[Any] = [first, *random_architectures(model, args.architectures, rng)]
-    start = time.time()
-    samples = measured_samples(model, cfg.input_shape, archs, latency, batch)
-    context, device = runtime_key()
-    meta = build_predictor(
-        samples,
-        args.output,
-        backend=args.backend,
-        batch_size=batch,
-        extra_meta={
-            "runtime": {"context": context, "device": device},
-            "experiment": str(args.file),
-            "lookup_table": str(table) if table else None,
-        },
-    )
-    print(
-        f"{args.file}: {len(samples)} distinct kernels from {len(archs)} architectures at "
-        f"batch {batch} on {context} @ {device} ({time.time() - start:.1f} s; "
-        f"{latency.measured} functions measured, table: {table or 'memory only'})"
-    )
-    for name, rep in meta["kernels"].items():
-        oob = rep.get("oob_mean_rel_error")
-        print(
-            f"  {name:16s} {rep['samples']:4d} samples  fit error {rep['train_mean_rel_error']:.1%}"
-            + (f"  out-of-bag {oob:.1%}" if oob is not None else "")
-        )
-    est = NnMeterEstimator(cfg.input_shape, batch, predictor=str(args.output))
-    pred = np.array([est.predict(model, a) for a in archs])
-    table_ms = np.array([latency.predict(model, a) for a in archs])
-    err = float(np.mean(np.abs(pred - table_ms) / table_ms))
-    print(
-        f"nn-Meter prediction vs table sum over the {len(archs)} architectures: mean relative "
-        f"error {err:.1%}; predictor folder: {args.output}"
-    )
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m nnabla_nas.estimator.nnmeter_build -f EXP.json -o FOLDER``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m nnabla_nas.estimator.nnmeter_build",
-        description="Build an nn-Meter predictor for this device: measure the kernels of "
-        "sampled architectures of an experiment's space and fit nn-Meter's kernel predictors.",
-    )
-    parser.add_argument("-f", "--file", required=True, metavar="EXP.json", help="experiment file")
-    parser.add_argument(
-        "-o",
-        "--output",
-        required=True,
-        metavar="FOLDER",
-        help="the predictor folder to write (the estimator's 'predictor')",
-    )
-    parser.add_argument(
-        "--architectures",
-        type=int,
-        default=30,
-        help="random architectures sampled besides the argmax one (30)",
-    )
-    parser.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
-    parser.add_argument(
-        "--lookup-table",
-        default=None,
-        metavar="TABLE.json",
-        help="latency table to reuse and complete (default: the experiment's "
-        "LatencyEstimator lookup_table, else memory only)",
-    )
-    parser.add_argument("--batch-size", type=int, default=None, help="batch size (default 1)")
-    parser.add_argument("--warmup", type=int, default=None, help="untimed runs per layer (5)")
-    parser.add_argument("--repeat", type=int, default=None, help="timed runs per layer (30)")
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="tflite_cpu",
-        help="nn-Meter's random-forest settings (tflite_cpu)",
-    )
-    parser.add_argument("-c", "--context", choices=["cpu", "cudnn"], default=None)
-    parser.add_argument("-d", "--device-id", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        return _run(args)
-    except NnasError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

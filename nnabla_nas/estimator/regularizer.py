@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import nnabla as nn
 import nnabla.functions as F
@@ -130,7 +130,7 @@ def build_regularizer(label: str, cfg: Any, input_shape: Sequence[int]) -> Regul
     from . import ESTIMATORS
 
     estimator = ESTIMATORS.get(cfg.name).from_config(cfg, input_shape)
-    params: Mapping[str, float] = cfg.grad_reg_loss_params
+    params = cfg.grad_reg_loss_params  # AddLinearParams (lam) or MulLogParams (alpha, beta)
     return Regularizer(
         label,
         estimator,
@@ -138,7 +138,7 @@ def build_regularizer(label: str, cfg: Any, input_shape: Sequence[int]) -> Regul
         weight=cfg.weight,
         loss_type=cfg.grad_reg_loss_type,
         ref=cfg.ref_latency,
-        lam=params.get("lambda"),
-        alpha=params.get("alpha", 0.2),
-        beta=params.get("beta", 0.3),
+        lam=getattr(params, "lam", None),
+        alpha=getattr(params, "alpha", 0.2),
+        beta=getattr(params, "beta", 0.3),
     )

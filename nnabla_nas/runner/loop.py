@@ -19,6 +19,7 @@ from typing import Any
 import nnabla as nn
 import numpy as np
 
+from ..optimizer import make_optimizer, optimizer_section
 from ..utils.io import atomic_write_json
 from .algorithm import Algorithm, RunContext
 from .batches import ArchBatches, epoch_batches
@@ -26,7 +27,6 @@ from .checkpoint import CheckpointStore
 from .faults import Faults
 from .hardware import HardwareReport
 from .monitor import Monitor, log_to_file
-from .optimizers import make_optimizer
 from .snapshots import load_checkpoint, save_checkpoint
 from .state import RunState
 from .steps import Steps
@@ -76,8 +76,8 @@ class Loop:
     # ------------------------------------------------------------------ set-up
     def _optimizer(self, name: str, params: Any, epochs: int) -> Any:
         steps = self.steps_per_epoch
-        return make_optimizer(name, self.algo.optimizer_configs, params, epochs * steps, steps,
-                              self.comm)  # fmt: skip
+        section = optimizer_section(name, self.algo.optimizer_configs)
+        return make_optimizer(name, section, params, epochs * steps, steps, self.comm)
 
     def _weight_optimizers(self) -> dict[str, Any]:
         weights = self.model.get_net_parameters(grad_only=True)

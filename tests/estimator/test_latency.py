@@ -262,8 +262,8 @@ def test_build_command_measures_the_space_once(tmp_path):
     table = tmp_path / "table.json"
     cmd = [
         sys.executable,
-        "-m",
-        "nnabla_nas.estimator.latency",
+        "main.py",
+        "latency",
         "build",
         "-f",
         str(exp),
@@ -284,6 +284,7 @@ def test_build_command_measures_the_space_once(tmp_path):
     n = len(section["layers"])
     assert f"{n} distinct layers at batch 1" in first.stdout
     assert f"measured {n} new layers" in first.stdout and "calibrated on 2" in first.stdout
+    assert all(entry["runs"] <= 3 for entry in section["layers"].values())  # --repeat 3
     assert section["calibration"]["fits"][str(exp)]["networks"] == 2
     second = subprocess.run(cmd[:-2] + ["0", "--no-shipped"], cwd=ROOT, capture_output=True,
                             text=True)  # fmt: skip

@@ -13,6 +13,7 @@ import nnabla as nn
 import numpy as np
 import pytest
 
+from nnabla_nas.cli import main as cli_main
 from nnabla_nas.contrib.mobilenet import MobileNetConfig, MobileNetSpace
 from nnabla_nas.errors import ConfigError, NnasError
 from nnabla_nas.estimator import ESTIMATORS
@@ -33,9 +34,6 @@ from nnabla_nas.estimator.nnmeter_build import (
     build_predictor,
     detect_kernels,
     measured_samples,
-)
-from nnabla_nas.estimator.nnmeter_build import (
-    main as build_main,
 )
 from tests.arch import random_logits
 from tests.conftest import run_cli, tiny_mnist_config, write_json
@@ -442,10 +440,10 @@ def test_cli_exits_2_on_a_missing_builtin_predictor(tmp_path):
 def test_build_command(tmp_path, capsys):
     exp = write_json(tmp_path / "exp.json", tiny_mnist_config())
     out, table = tmp_path / "predictor", tmp_path / "table.json"
-    args = ["-f", str(exp), "-o", str(out), "--lookup-table", str(table)]
-    assert build_main([*args, "--architectures", "0"]) == 2
+    args = ["nnmeter-build", "-f", str(exp), "-o", str(out), "--lookup-table", str(table)]
+    assert cli_main([*args, "--architectures", "0"]) == 2
     assert "--architectures" in capsys.readouterr().err
-    assert build_main([*args, "--architectures", "2", "--warmup", "1", "--repeat", "2"]) == 0
+    assert cli_main([*args, "--architectures", "2", "--warmup", "1", "--repeat", "2"]) == 0
     report = capsys.readouterr().out
     assert "nn-Meter prediction vs table sum" in report
     meta = json.loads((out / PREDICTOR_META).read_text())
