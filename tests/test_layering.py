@@ -12,11 +12,16 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "nnabla_nas"
 
 #: package -> the modules it must not import (at run time: ``if TYPE_CHECKING`` is allowed).
+_TOP = ("nnabla_nas.cli", "nnabla_nas.assemble", "nnabla_nas.config.ExperimentConfig")
 FORBIDDEN = {
-    "estimator": ("nnabla_nas.cli", "nnabla_nas.config.ExperimentConfig", "nnabla_nas.assemble",
-                  "nnabla_nas.runner"),
-    "optimizer": ("nnabla_nas.cli", "nnabla_nas.config", "nnabla_nas.assemble",
-                  "nnabla_nas.runner", "nnabla_nas.estimator"),
+    "estimator": (*_TOP, "nnabla_nas.runner"),
+    "optimizer": (*_TOP, "nnabla_nas.config", "nnabla_nas.runner", "nnabla_nas.estimator"),
+    # the loop and the searchers get typed arguments, never the experiment file
+    "runner": _TOP,
+    # spaces know nothing of algorithms; the module API nothing of spaces or searching
+    "contrib": (*_TOP, "nnabla_nas.runner"),
+    "module": (*_TOP, "nnabla_nas.runner", "nnabla_nas.contrib", "nnabla_nas.estimator"),
+    "data": (*_TOP, "nnabla_nas.runner", "nnabla_nas.contrib", "nnabla_nas.estimator"),
 }  # fmt: skip
 
 
