@@ -28,7 +28,7 @@ from ..module import Module
 from ..utils.io import atomic_path
 from .graph import ExportError, InferenceGraph, inference_graph, write_nnp
 
-__all__ = ["OPSETS", "export_onnx", "write_onnx"]
+__all__ = ["OPSETS", "export_onnx", "require_converter", "write_onnx"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ _INSTALL = (
 )
 
 
-def _converter() -> tuple[Any, Any, Any]:
+def require_converter() -> tuple[Any, Any, Any]:
     """``(NnpImporter, OnnxExporter, onnx)``, or an ExportError saying how to install them."""
     try:
         import onnx
@@ -85,7 +85,7 @@ def _average_pooling(exporter: Any, fallback: Any, func: Any) -> list[Any]:
 
 
 def _exporter(nnp: Any, batch_size: int, opset: int) -> Any:
-    _, OnnxExporter, _ = _converter()
+    _, OnnxExporter, _ = require_converter()
     exporter = OnnxExporter(nnp, batch_size, -1, opset=str(opset))
     table = exporter.nnabla_function_type_to_onnx_optype
     if "AveragePooling" in table:
@@ -121,7 +121,7 @@ def write_onnx(graph: InferenceGraph, path: str | os.PathLike, opset: int = 11) 
     """
     if opset not in OPSETS:
         raise ExportError(f"expected one of {list(OPSETS)}, got {opset!r}", key="opset")
-    NnpImporter, _, onnx = _converter()
+    NnpImporter, _, onnx = require_converter()
     path = Path(path)
     with tempfile.TemporaryDirectory(prefix="nnabla_nas_onnx_") as folder:
         nnp_path = write_nnp(graph, Path(folder) / "network.nnp")
