@@ -114,7 +114,7 @@ def build_network(run_dir: Path) -> tuple[Any, list[int], str]:
     model = build_model(cfg, load_network_genotype(cfg), search=False, rng=rng)
     weights = _required(run_dir / "weights.h5", "the run has not written its weights yet "
                         "(a run writes weights.h5 at its end, or at its best epoch)")  # fmt: skip
-    model.load_parameters(weights)
+    _load_weights(model, weights)
     if not model.choices():
         return model, list(cfg.input_shape), f"the trained {space} network"
     arch = _required(run_dir / "arch.h5", "a search run writes its genotype there every epoch")
@@ -122,6 +122,21 @@ def build_network(run_dir: Path) -> tuple[Any, list[int], str]:
     fixed = build_model(cfg, genotype, search=False, rng=rng)
     _copy_chosen_weights(model, fixed, genotype, space)
     return fixed, list(cfg.input_shape), f"the searched {space} network of {arch.name}"
+
+
+def _load_weights(model: Any, path: Path) -> None:
+    """Loads ``path`` into ``model``, which must hold every weight of the network."""
+    from ..module import read_parameter_file
+
+    values = read_parameter_file(path)
+    missing = [k for k in model.get_net_parameters() if k not in values]
+    if missing:
+        raise ConfigError(
+            f"{path} lacks {len(missing)} weight(s) of the network ({', '.join(missing[:3])}"
+            f"{', ...' if len(missing) > 3 else ''}): it was written for another configuration",
+            key="-o",
+        )
+    model.set_parameters(values)
 
 
 def _copy_chosen_weights(supernet: Any, fixed: Any, genotype: Any, space: str) -> None:

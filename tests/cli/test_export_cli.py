@@ -13,7 +13,7 @@ import pytest
 
 from nnabla_nas.cli import main as run_main
 from nnabla_nas.cli.export import main
-from nnabla_nas.module import read_parameter_file, use_architecture
+from nnabla_nas.module import Module, read_parameter_file, use_architecture
 from tests import datasets
 from tests.conftest import ROOT, tiny_mnist_config, write_json
 from tests.export.test_export import nnp_outputs, onnx_outputs
@@ -146,7 +146,14 @@ def test_missing_run_files_exit_2_naming_them(runs, tmp_path, capsys):
     (run_dir / "arch.h5").unlink()
     assert main(["-o", str(run_dir), "--format", "nnp"]) == 2
     assert f"{run_dir / 'arch.h5'} is missing" in capsys.readouterr().err
+    train = tmp_path / "train"
+    shutil.copytree(runs["train"], train)
+    weights = read_parameter_file(train / "weights.h5")
+    del weights["classifier/_W"]
+    Module().save_parameters(train / "weights.h5", weights)
+    assert main(["-o", str(train), "--format", "onnx"]) == 2
+    assert "weights.h5 lacks 1 weight(s) of the network (classifier/_W)" in capsys.readouterr().err
     (run_dir / "weights.h5").unlink()
     assert main(["-o", str(run_dir), "--format", "nnp"]) == 2
     assert "weights.h5 is missing: the run has not written its weights" in capsys.readouterr().err
-    assert not list(run_dir.glob("model.*"))
+    assert not list(run_dir.glob("model.*")) and not list(train.glob("model.*"))
