@@ -39,6 +39,7 @@ import nnabla as nn
 import numpy as np
 
 from .errors import ConfigError
+from .utils.stdio import wait_until_read
 
 __all__ = [
     "Communicator",
@@ -350,8 +351,8 @@ class MpiCommunicator(Communicator):
         return True
 
     def abort(self, code: int) -> NoReturn:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        # the launcher must have READ the last words first, or it may drop them (utils/stdio)
+        wait_until_read([sys.stdout, sys.stderr])
         self._comm.Abort(int(code))
         raise SystemExit(code)  # not reached
 

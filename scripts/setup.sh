@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Idempotent set-up: .venv from Python 3.10, the package with its dev extra, and graphviz's `dot`.
+# Idempotent set-up: .venv from Python 3.10, the package with its extras (dev, nnmeter, mpi,
+# export + nnabla-converter without its dependencies), and graphviz's `dot`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,9 +32,11 @@ fi
 
 stamp=.venv/.nnabla_nas-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing nnabla_nas[dev,nnmeter,mpi] into .venv"
+    echo "setup: installing nnabla_nas[dev,nnmeter,mpi,export] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[dev,nnmeter,mpi]"
+    .venv/bin/python -m pip install -q -e ".[dev,nnmeter,mpi,export]"
+    # ONNX export: nnabla-converter without its declared TensorFlow stack (never imported).
+    .venv/bin/python -m pip install -q --no-deps "nnabla-converter==1.39.0"
     touch "$stamp"
 fi
 

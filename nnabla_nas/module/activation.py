@@ -37,20 +37,22 @@ class ReLU6(Module):
 
 
 class LeakyReLU(Module):
-    """``F.leaky_relu(x, alpha)``: ``x`` if positive, else ``alpha * x``.
+    """``F.leaky_relu(x, alpha, inplace)``: ``x`` if positive, else ``alpha * x``.
 
     Args:
         alpha: the slope for negative inputs.
+        inplace: overwrite the input's buffer, as :class:`ReLU` (the input must not be reused).
     """
 
-    def __init__(self, alpha: float = 0.1) -> None:
+    def __init__(self, alpha: float = 0.1, inplace: bool = False) -> None:
         self._alpha = float(alpha)
+        self._inplace = bool(inplace)
 
     def call(self, x: nn.Variable) -> nn.Variable:
-        return F.leaky_relu(x, alpha=self._alpha)
+        return F.leaky_relu(x, alpha=self._alpha, inplace=self._inplace)
 
     def extra_repr(self) -> str:
-        return f"alpha={self._alpha}"
+        return f"alpha={self._alpha}" + (", inplace=True" if self._inplace else "")
 
 
 class Dropout(Module):

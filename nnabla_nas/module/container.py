@@ -23,7 +23,8 @@ def _check_module(value: Any, where: str) -> Module:
 
 
 class ModuleList(Module):
-    """A list of modules: indexing, ``len``, iteration, ``append``, ``extend``, ``insert``.
+    """A list of modules: indexing, ``len``, iteration, ``append``, ``extend`` (also
+    ``modules += [...]``), ``insert``.
 
     Slicing returns a new container of the same kind holding the same module objects.
     A ModuleList has no forward of its own (``Sequential`` chains its items).
@@ -80,6 +81,10 @@ class ModuleList(Module):
             self.append(module)
         return self
 
+    def __iadd__(self, modules: Iterable[Module]) -> ModuleList:
+        # ``self.layers += [...]`` extends in place; the attribute keeps the same container.
+        return self.extend(modules)
+
     def insert(self, index: int, module: Module) -> None:
         """Inserts ``module`` before ``index`` (as ``list.insert``)."""
         items = self._items()
@@ -113,7 +118,8 @@ class Sequential(ModuleList):
 
 
 class ParameterList(Module):
-    """A list of :class:`Parameter` registered as ``'0'``, ``'1'``, ...
+    """A list of :class:`Parameter` registered as ``'0'``, ``'1'``, ...: indexing, ``len``,
+    iteration, ``append``, ``extend`` (also ``params += [...]``).
 
     Args:
         parameters: the initial parameters.
@@ -153,6 +159,9 @@ class ParameterList(Module):
         """Adds ``params`` at the end; returns ``self``."""
         self._set_items([*self._parameters.values(), *params])
         return self
+
+    def __iadd__(self, params: Iterable[Parameter]) -> ParameterList:
+        return self.extend(params)
 
     def extra_repr(self) -> str:
         return ", ".join(f"({k}): {p!r}" for k, p in self._parameters.items())

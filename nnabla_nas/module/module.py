@@ -49,7 +49,8 @@ class Module:
                 return F.relu(self.bn(self.conv(x)))
 
     ``Block(8).get_parameters()`` then has the keys ``conv/_W``, ``conv/_b``, ``bn/_beta``,
-    ``bn/_gamma``, ``bn/_mean``, ``bn/_var``.
+    ``bn/_gamma``, ``bn/_mean``, ``bn/_var``. After a call, ``input_shapes`` holds the shapes
+    of the inputs it was given (as in the original NNabla NAS, e.g. for a latency table).
 
     Flags (both default True and propagate to every module below when set):
 
@@ -83,6 +84,12 @@ class Module:
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if value is not None and (
+            self._modules.get(name) is value or self._parameters.get(name) is value
+        ):
+            # Re-assigning the registered object (``self.layers += [...]``) keeps its place.
+            object.__setattr__(self, name, value)
+            return
         self._unregister(name)
         if isinstance(value, Module):
             self._modules[name] = value
@@ -263,7 +270,23 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} does not implement call()")
 
     def __call__(self, *inputs: Any, **kwargs: Any) -> Any:
+        self.__dict__["_input_shapes"] = [_shape_of(x) for x in inputs]
         return self.call(*inputs, **kwargs)
+
+    @property
+    def input_shapes(self) -> list[tuple[int, ...] | None]:
+        """The shapes of the positional inputs of the module's last call, in order (None for
+        an input without a shape), e.g. ``[(2, 3, 32, 32)]``.
+
+        Raises:
+            RuntimeError: the module has not been called yet.
+        """
+        shapes = self.__dict__.get("_input_shapes")
+        if shapes is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.input_shapes is set by a call: call the module first"
+            )
+        return list(shapes)
 
     # -- printing ----------------------------------------------------------------------------
 
@@ -307,6 +330,11 @@ def read_parameter_file(path: str | os.PathLike) -> OrderedDict[str, np.ndarray]
 
 def _join(prefix: str, name: str) -> str:
     return f"{prefix}/{name}" if prefix else name
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    shape = getattr(value, "shape", None)
+    return tuple(int(d) for d in shape) if shape is not None else None
 
 
 def _as_array(value: Any) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -16,6 +17,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
     The temporary file keeps ``path``'s suffix (some writers, such as nnabla's, pick the format
     from it). On an exception the temporary file is removed and ``path`` is left untouched.
+
+    The file ends with the mode an ordinary ``open(path, "w")`` gives: that of the file it
+    replaces, else ``0o666`` less the process umask (``mkstemp`` creates its files ``0o600``,
+    which colleagues or a server running under another user could not read).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,11 +32,34 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def _mode_for(path: Path) -> int:
+    """The permission bits a file written at ``path`` gets (see :func:`atomic_path`)."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except FileNotFoundError:
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux tells it (``/proc``)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read by setting it, and restore it at once
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

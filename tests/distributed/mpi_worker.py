@@ -2,12 +2,16 @@
 plus checks of the communicator's collectives. Every rank writes its outcome into OUT_DIR.
 
 Usage: ``mpirun -n N python -m tests.distributed.mpi_worker OUT_DIR [SCENARIO ...]``, or
-``... mpi_worker --fail`` (rank 1 fails alone).
+``... mpi_worker --fail`` (rank 1 fails alone; ``--fail-stalled``: while the launcher is
+stopped).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -58,9 +62,20 @@ def collectives(comm: MpiCommunicator) -> dict:
     }
 
 
-def fail_on_one_rank(comm: MpiCommunicator) -> int:
+def stall_launcher(seconds: float) -> None:
+    """Stops the launcher's process that reads this rank's output (Hydra's proxy, the parent)
+    for ``seconds``: what a loaded machine does when it does not schedule the launcher, so that
+    the rank's last words and its abort request are pending at once when it wakes up."""
+    proxy = os.getppid()
+    subprocess.Popen(["sh", "-c", f"sleep {seconds}; kill -CONT {proxy}"])
+    os.kill(proxy, signal.SIGSTOP)
+
+
+def fail_on_one_rank(comm: MpiCommunicator, stall: bool = False) -> int:
     """Rank 1 fails while rank 0 waits in a collective: the CLI's failure path must end both."""
     if comm.rank == 1:
+        if stall:
+            stall_launcher(1.0)
         return _failed(1, "error: rank 1 failed alone", collective=False)
     comm.barrier()  # never completes: rank 1 aborts the run
     return 0
@@ -68,8 +83,8 @@ def fail_on_one_rank(comm: MpiCommunicator) -> int:
 
 def main(argv: list[str]) -> int:
     comm = make_communicator("cpu")
-    if argv == ["--fail"]:
-        return fail_on_one_rank(comm)
+    if argv and argv[0] in ("--fail", "--fail-stalled"):
+        return fail_on_one_rank(comm, stall=argv[0] == "--fail-stalled")
     out = Path(argv[0])
     assert isinstance(comm, MpiCommunicator), comm
     (out / f"collectives-rank{comm.rank}.json").write_text(json.dumps(collectives(comm)))
