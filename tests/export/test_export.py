@@ -18,8 +18,8 @@ import pytest
 from nnabla_nas.contrib import SPACES
 from nnabla_nas.export import ExportError, export_nnp, export_onnx, inference_graph
 from nnabla_nas.genotype import load_genotype, save_genotype
-from tests.arch import genotype_of, random_logits
 from nnabla_nas.module import AvgPool, Conv, Lambda, MixedOp, Module, ReLU, Sequential
+from tests.arch import genotype_of, random_logits
 from tests.contrib.test_spaces_registry import TINY
 
 onnx = pytest.importorskip("onnx")
