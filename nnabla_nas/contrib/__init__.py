@@ -9,6 +9,7 @@ from ..registry import Registry
 from .darts import DartsSpace, PnasSpace
 from .mobilenet import MobileNetSpace
 from .model import Model
+from .random_wired import RandomWiredSpace
 
 __all__ = ["SPACES", "Model"]
 
@@ -17,3 +18,4 @@ SPACES = Registry("search space")
 SPACES.add("mobilenet", MobileNetSpace)
 SPACES.add("darts", DartsSpace)
 SPACES.add("pnas", PnasSpace)
+SPACES.add("random_wired", RandomWiredSpace, "random-wired", "randwire")

@@ -51,6 +51,8 @@ class Model(Module):
 
     #: The search space's registry name (written into genotype files).
     space_name: ClassVar[str] = ""
+    #: False for a space that is a fixed network (``random_wired``): no choices to search.
+    searchable: ClassVar[bool] = True
 
     def call(self, x: nn.Variable) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement call(x)")

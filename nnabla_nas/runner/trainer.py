@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .runner import Runner
 
 
@@ -14,3 +16,14 @@ class Trainer(Runner):
     """
 
     search = False
+
+    def run(self) -> dict[str, Any]:
+        """Writes the space's own files first (:meth:`~nnabla_nas.contrib.model.Model.export_files`
+        into the output folder, rank 0 only: e.g. the ``random_wired`` graphs as ``arch.h5`` and
+        ``arch.png``), then runs the loop."""
+        if self.comm.is_main:
+            try:
+                self.model.export_files(self.output)
+            except OSError as err:
+                raise self._output_error(err) from err
+        return super().run()
