@@ -10,6 +10,7 @@ from .darts import DartsSpace, PnasSpace
 from .mobilenet import MobileNetSpace
 from .model import Model
 from .random_wired import RandomWiredSpace
+from .zoph import ZophSpace
 
 __all__ = ["SPACES", "Model"]
 
@@ -18,4 +19,5 @@ SPACES = Registry("search space")
 SPACES.add("mobilenet", MobileNetSpace)
 SPACES.add("darts", DartsSpace)
 SPACES.add("pnas", PnasSpace)
+SPACES.add("zoph", ZophSpace)
 SPACES.add("random_wired", RandomWiredSpace, "random-wired", "randwire")

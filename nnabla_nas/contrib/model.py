@@ -264,6 +264,13 @@ class Model(Module):
                 raise ValueError(f"{path}: shape {var.shape} != {source[path].shape}")
             var.d = source[path].d.copy()
 
+    # ------------------------------------------------------------------ training schedule
+
+    def set_progress(self, fraction: float) -> None:
+        """Called by the loop at the start of every epoch with the fraction of training done
+        (in [0, 1]), for what a space schedules over training (e.g. ``zoph``'s path dropout).
+        Nothing by default."""
+
     # ------------------------------------------------------------------ exports
 
     def export_files(self, folder: Path) -> list[Path]:

@@ -29,6 +29,11 @@ TINY = {
         dict(in_channels=1, init_channels=4, num_cells=3, num_choices=2, multiplier=2),
         (1, 12, 12),
     ),
+    "zoph": (
+        dict(stem_channels=4, cell_depth=2, cell_channels=[4, 8, 8], in_channels=1, mode="sample",
+             drop_path=0.2),
+        (1, 12, 12),
+    ),
     "random_wired": (
         dict(n_classes=10, n_vertices=6, min_channels=4, max_channels=8, k=2, p=0.5, seed=3,
              head_channels=16, in_channels=1),
