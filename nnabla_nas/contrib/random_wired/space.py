@@ -95,7 +95,7 @@ class RandomWiredConfig:
         head_channels: the 1x1 convolution before pooling.
         in_channels: input image channels (default: the experiment's ``input_shape[0]``).
         genotype: an ``arch.h5`` of this space: rebuilds its graphs.
-        param_path: the seed-era name of ``genotype``.
+        param_path: the seed-era name of ``genotype`` (moved there when checked).
     """
 
     name: str = "random_wired"
@@ -170,7 +170,7 @@ class RandomWiredConfig:
                     "param_path is the seed-era name of genotype, give one of them",
                     key="param_path",
                 )
-            self.genotype = self.param_path
+            self.genotype, self.param_path = self.param_path, None  # one name from here on
 
     def stage_widths(self) -> list[int]:
         """The node width of every stage: ``min_channels`` doubled up to ``max_channels``."""
@@ -335,7 +335,8 @@ class RandomWiredSpace(Model):
 
     # ------------------------------------------------------------------ drawing
     def arch_graph(self, input_shape: Sequence[int]) -> ArchGraph:
-        """Stem, every stage's DAG (its input and output nodes marked), head."""
+        """Stem, every stage's DAG (its nodes in rows by depth; the stage's input and output
+        nodes), head."""
         graph = ArchGraph()
         shape = tuple(int(s) for s in input_shape) or None
         prev = graph.add(ArchNode("input", "input", "input", shape))
@@ -345,8 +346,12 @@ class RandomWiredSpace(Model):
         )
         for i, (g, stage) in enumerate(zip(self.graphs, self.stages), start=1):
             src = graph.add(ArchNode(f"s{i}_in", f"stage {i}", "stem"), after=prev.name)
+            depth = [0] * g.num_nodes  # longest path from the stage input: one row per depth
+            for a, b in g.edges:
+                depth[b] = max(depth[b], depth[a] + 1)
             for v in range(g.num_nodes):
-                graph.nodes.append(ArchNode(f"s{i}_{v}", str(v), "op", kernel=3))
+                graph.nodes.append(ArchNode(f"s{i}_{v}", str(v), "op", kernel=3,
+                                            group=f"s{i}_row{depth[v]}"))  # fmt: skip
             for v in g.input_nodes():
                 graph.edges.append(ArchEdge(src.name, f"s{i}_{v}"))
             for a, b in g.edges:

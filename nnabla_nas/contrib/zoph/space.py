@@ -100,7 +100,7 @@ class ZophConfig:
         drop_path_schedule: ``linear`` (0 to ``r`` over training) or ``constant``.
         in_channels: input image channels (default: the experiment's ``input_shape[0]``).
         genotype: an ``arch.h5`` of this space: builds its fixed network.
-        param_path: the seed-era name of ``genotype``.
+        param_path: the seed-era name of ``genotype`` (moved there when checked).
     """
 
     name: str = "zoph"
@@ -162,7 +162,7 @@ class ZophConfig:
                     "param_path is the seed-era name of genotype, give one of them",
                     key="param_path",
                 )
-            self.genotype = self.param_path
+            self.genotype, self.param_path = self.param_path, None  # one name from here on
         if self.random_init and self.genotype is not None:
             raise ConfigError(
                 "random_init draws an architecture, genotype gives one: set only one of them",
