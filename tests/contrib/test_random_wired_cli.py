@@ -135,3 +135,12 @@ def test_genotype_that_does_not_fit_or_of_another_space_exits_2(tmp_path, cifar_
     err = capsys.readouterr().err
     assert str(mobile) in err and "'mobilenet'" in err and "random_wired" in err
     assert not out.exists()
+
+
+def test_a_searcher_is_refused(tmp_path, cifar_dir, capsys):
+    out = tmp_path / "out"
+    args = _args("random_wired_cifar10_train.json", out, cifar_dir)
+    args[args.index("Trainer")] = "ProxylessNasSearcher"
+    assert main(["--search", *args]) == 2
+    err = capsys.readouterr().err
+    assert "fixed network" in err and "-a Trainer" in err and not out.exists()

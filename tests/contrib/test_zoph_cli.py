@@ -133,3 +133,13 @@ def test_genotype_of_another_space_exits_2(tmp_path, cifar_dir, capsys):
     err = capsys.readouterr().err
     assert str(other) in err and "random_wired" in err and "network.genotype" in err
     assert not out.exists()
+
+
+def test_searching_a_random_architecture_is_refused(tmp_path, cifar_dir, capsys):
+    out = tmp_path / "out"
+    args = ["--search", "-f", str(ROOT / "examples/zoph_cifar10_search.json"), "-a",
+            "ProxylessNasSearcher", "-o", str(out), "--data-dir", str(cifar_dir), *SMALL,
+            "--set", "network.random_init=true"]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "network.random_init" in err and "remove random_init" in err and not out.exists()
