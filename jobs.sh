@@ -30,6 +30,32 @@ python main.py -f examples/darts_mnist_train.json -a Trainer -o log/darts/mnist/
 python main.py --search -f examples/pnas_mnist_search.json -a ProxylessNasSearcher -o log/pnas/mnist/search
 python main.py -f examples/pnas_mnist_train.json -a Trainer -o log/pnas/mnist/train
 
+# --- The one-shot zoph space (Bender et al. 2018) on CIFAR-10: ProxylessNAS or DARTS ----------
+python main.py -d 0 --search -f examples/zoph_cifar10_search.json -a ProxylessNasSearcher -o log/zoph/cifar10/search
+python main.py -d 0 --search -f examples/zoph_cifar10_darts_search.json -a DartsSearcher -o log/zoph/cifar10/darts_search
+# retrain the found architecture (reads log/zoph/cifar10/search/arch.h5 through param_path)
+python main.py -d 0 -f examples/zoph_cifar10_train.json -a Trainer -o log/zoph/cifar10/train
+# a random architecture, cells merged by addition (its arch.h5 is written in the output folder)
+python main.py -d 0 -f examples/zoph_cifar10_random.json -a Trainer -o log/zoph/cifar10/random
+
+# --- zoph on MNIST (embedded digits, a few minutes each on a CPU) ------------------------------
+python main.py --search -f examples/zoph_mnist_search.json -a ProxylessNasSearcher -o log/zoph/mnist/search
+python main.py -f examples/zoph_mnist_train.json -a Trainer -o log/zoph/mnist/train
+python main.py --search -f examples/zoph_mnist_darts_search.json -a DartsSearcher -o log/zoph/mnist/darts_search
+python main.py -f examples/zoph_mnist_random.json -a Trainer -o log/zoph/mnist/random
+
+# --- Randomly wired networks (Xie et al. 2019): trained, then retrained from their graphs -------
+python main.py -f examples/random_wired_mnist_train.json -a Trainer -o log/random_wired/mnist/train
+python main.py -f examples/random_wired_mnist_retrain.json -a Trainer -o log/random_wired/mnist/retrain
+python main.py -d 0 -f examples/random_wired_cifar10_train.json -a Trainer -o log/random_wired/cifar10/train
+python main.py -d 0 -f examples/random_wired_cifar10_retrain.json -a Trainer -o log/random_wired/cifar10/retrain
+# the paper's small regime, RandWire-WS(4, 0.75), C = 78, on ImageNet (data_dir: the image folders)
+python main.py -d 0 -f examples/random_wired_imagenet_small.json -a Trainer -o log/random_wired/imagenet/small
+
+# --- NAS-Bench-Macro's space (a mobilenet preset) on CIFAR-10 ----------------------------------
+python main.py -d 0 --search -f examples/mobilenet_nas_bench_macro_search.json -a ProxylessNasSearcher -o log/mobilenet/nas_bench_macro/search
+python main.py -d 0 -f examples/mobilenet_nas_bench_macro_train.json -a Trainer -o log/mobilenet/nas_bench_macro/train
+
 # --- Hardware-aware search: latency on this machine's runtime (see docs/estimators.rst) ---------
 # latency lookup table of a space (shipped for the example spaces on the development machine;
 # rebuild it on yours: every layer measured once, then calibrated on 20 whole networks)

@@ -180,7 +180,8 @@ class NetworkConfig:
 
 
 def parse_network(data: Any, path: str = "network") -> NetworkConfig:
-    """Parses the network section with the registered space's own Config dataclass."""
+    """Parses the network section with the registered space's own Config dataclass (a
+    ``preset`` is expanded first: :func:`nnabla_nas.contrib.presets.expand_preset`)."""
     from .contrib import SPACES
 
     if not isinstance(data, dict):
@@ -190,9 +191,12 @@ def parse_network(data: Any, path: str = "network") -> NetworkConfig:
             f"missing required key; valid search spaces: {', '.join(SPACES.names())}",
             key=f"{path}.search_space",
         )
+    from .contrib.presets import expand_preset
+
     name = SPACES.canonical(data["search_space"], key=f"{path}.search_space")
-    rest = {k: v for k, v in data.items() if k != "search_space"}
-    space_cfg = parse_dataclass(SPACES.get(name).Config, rest, path)
+    config_cls = SPACES.get(name).Config
+    rest = expand_preset(config_cls, {k: v for k, v in data.items() if k != "search_space"}, path)
+    space_cfg = parse_dataclass(config_cls, rest, path)
     return NetworkConfig(search_space=name, space=space_cfg)
 
 

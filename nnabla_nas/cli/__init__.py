@@ -316,11 +316,20 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             key="network.genotype",
         )
     if algo.search and not model.choices():
+        if not getattr(model, "searchable", True):
+            raise ConfigError(
+                f"the {cfg.network.search_space} space is a fixed network with nothing to search; "
+                "train it with -a Trainer (without --search)",
+                key="-a",
+            )
+        drawn = getattr(cfg.network.space, "random_init", False)
         raise ConfigError(
-            f"this {cfg.network.search_space} network has no choice to search (one candidate per "
-            "block); add candidates or use -a Trainer",
-            key="network.candidates",
-        )
+            f"this {cfg.network.search_space} network has no choice to search ("
+            + ("random_init draws a fixed architecture); remove random_init" if drawn else
+               "one candidate per block); add candidates")
+            + " or use -a Trainer",
+            key="network.random_init" if drawn else "network.candidates",
+        )  # fmt: skip
     regularizers = build_regularizers(cfg)
     data = build_data(cfg, splits, search=algo.search, num_shards=comm.size, shard=comm.rank)
     output = Path(args.output)

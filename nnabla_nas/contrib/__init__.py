@@ -13,6 +13,8 @@ from ..registry import Registry
 from .darts import DartsSpace, PnasSpace
 from .mobilenet import MobileNetSpace
 from .model import Model
+from .random_wired import RandomWiredSpace
+from .zoph import ZophSpace
 
 __all__ = ["SPACES", "Model", "create_space"]
 
@@ -21,6 +23,8 @@ SPACES = Registry("search space")
 SPACES.add("mobilenet", MobileNetSpace)
 SPACES.add("darts", DartsSpace)
 SPACES.add("pnas", PnasSpace)
+SPACES.add("zoph", ZophSpace)
+SPACES.add("random_wired", RandomWiredSpace, "random-wired", "randwire")
 
 
 def create_space(name: str, genotype: Any = None, seed: int = 0, **keys: Any) -> Model:

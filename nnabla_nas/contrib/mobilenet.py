@@ -2,20 +2,29 @@
 
 ProxylessNAS (Cai et al., 2019) on the MobileNetV2 backbone (Sandler et al., 2018):
 
-- stem: 3x3 conv to ``32*w`` channels, stride 2, BN, ReLU6; then a fixed ``MB1 3x3`` block to
-  ``16*w`` channels;
+- stem: 3x3 conv to ``32*w`` channels, stride ``stem_stride`` (2), BN, ReLU6; then (with
+  ``first_block``) a fixed ``MB1 3x3`` block to ``16*w`` channels;
 - for each row ``[c, n, s]`` of ``settings``, ``n`` blocks to ``c*w`` channels (the first with
   stride ``s``). Each block chooses among the ``candidates`` ``"MB{e} {k}x{k}"`` (an inverted
   residual: 1x1 expansion by ``e`` (none when ``e == 1``), depthwise ``k x k`` with the stride,
   1x1 projection; a residual add when the block keeps its shape) and, with ``skip_connect`` and
   when the block keeps its shape, ``"skip_connect"``, which removes the block (depth search);
+  with ``skip_projection`` also where the shape changes, as a 1x1 conv (the block's stride) + BN;
 - head: 1x1 conv to ``1280*max(1, w)`` channels, BN, ReLU6, global average pooling, dropout,
   linear classifier.
 
-Channels are rounded to multiples of 8 (``make_divisible``). ``w`` is ``width_mult``. The stem
-keeps stride 2 at every input size, as the original NNabla NAS example: small inputs (CIFAR,
-MNIST) are handled by the rows' strides (the seed's search table has stride 1 in its first two
-rows, a total stride of 8: 32x32 -> 4x4).
+Channels are rounded to multiples of 8 (``make_divisible``). ``w`` is ``width_mult``; the
+activation is ``activation`` (ReLU6, or ReLU). The stem keeps stride 2 by default at every input
+size, as the original NNabla NAS example: small inputs (CIFAR, MNIST) are handled by the rows'
+strides (the seed's search table has stride 1 in its first two rows, a total stride of 8: 32x32 ->
+4x4).
+
+The preset ``nas-bench-macro`` (``"preset": "nas-bench-macro"``, see :data:`PRESETS`) is the macro
+space of NAS-Bench-Macro (Su et al., CVPR 2021): stem 3x3/32 stride 1, no MB1 block, rows
+``[[64, 2, 2], [128, 3, 2], [256, 3, 2]]``, candidates ``MB3 3x3`` and ``MB6 5x5`` plus an
+identity at every layer (a 1x1 conv + BN where it changes the shape), ReLU; its parameter count
+equals the benchmark table's for all 6,561 architectures
+(``tests/contrib/test_nas_bench_macro.py``).
 
 Each block is a :class:`~nnabla_nas.module.MixedOp` labelled ``blocks/<i>`` (its module path),
 except a block with a single option (e.g. ``candidates: ["MB6 3x3"]`` and ``skip_connect:
@@ -30,7 +39,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import ClassVar, Mapping, Sequence
 
 import nnabla as nn
 import numpy as np
@@ -48,6 +57,7 @@ from ..module import (
     MixedOp,
     Module,
     ModuleList,
+    ReLU,
     ReLU6,
 )
 from ..visualize import ArchGraph, ArchNode
@@ -56,6 +66,8 @@ from .model import Model
 __all__ = [
     "SKIP",
     "InvertedResidual",
+    "PRESETS",
+    "SkipProjection",
     "MobileNetConfig",
     "MobileNetSpace",
     "make_divisible",
@@ -67,12 +79,32 @@ logger = logging.getLogger(__name__)
 SKIP = "skip_connect"
 _CANDIDATE = re.compile(r"^MB(\d+) (\d+)x(\d+)$")
 _MODES = ("full", "sample", "max")
+_ACTIVATIONS = {"relu6": ReLU6, "relu": ReLU}
 _STEM_CHANNELS, _FIRST_CHANNELS, _LAST_CHANNELS = 32, 16, 1280
 _STEM_STRIDE = 2
 
 #: The seed's search table for CIFAR-10 (rows ``[channels, max blocks, stride]``).
 DEFAULT_SETTINGS = [[24, 4, 1], [32, 4, 1], [64, 4, 2], [96, 4, 1], [160, 4, 2], [320, 1, 1]]
 DEFAULT_CANDIDATES = ["MB3 3x3", "MB6 3x3", "MB3 5x5", "MB6 5x5", "MB3 7x7", "MB6 7x7"]
+
+#: Named sets of keys (``"preset": NAME`` in the ``network`` section fills the keys it does not
+#: give; see :func:`nnabla_nas.contrib.presets.expand_preset`).
+PRESETS: dict[str, dict] = {
+    # NAS-Bench-Macro (Su et al., "Prioritized Architecture Sampling with Monte-Carlo Tree
+    # Search", CVPR 2021): 8 layers of {Identity, MB3 3x3, MB6 5x5}, 3^8 = 6,561 architectures.
+    "nas-bench-macro": {
+        "num_classes": 10,
+        "settings": [[64, 2, 2], [128, 3, 2], [256, 3, 2]],
+        "candidates": ["MB3 3x3", "MB6 5x5"],
+        "skip_connect": True,
+        "skip_projection": True,
+        "stem_stride": 1,
+        "first_block": False,
+        "activation": "relu",
+        "width_mult": 1.0,
+        "drop_rate": 0.0,
+    },
+}
 
 
 def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -113,6 +145,11 @@ class MobileNetConfig:
         settings: rows ``[channels, max blocks, stride]`` after the fixed MB1 block.
         candidates: the inverted-residual options of every block, ``"MB{e} {k}x{k}"``.
         skip_connect: also offer removing a block (only where the block keeps its shape).
+        skip_projection: with ``skip_connect``, offer it on every block: where the block changes
+            the shape it is a 1x1 conv (with the block's stride) + BN (NAS-Bench-Macro).
+        stem_stride: the stride of the stem conv.
+        first_block: the fixed ``MB1 3x3`` block after the stem.
+        activation: ``relu6`` (MobileNetV2) or ``relu``.
         mode: MixedOp mode of the supernet: ``full``, ``sample`` or ``max``.
         width_mult: channel multiplier (> 0).
         drop_rate: dropout before the classifier, in [0, 1).
@@ -124,14 +161,30 @@ class MobileNetConfig:
     settings: list[list[int]] = field(default_factory=lambda: [r[:] for r in DEFAULT_SETTINGS])
     candidates: list[str] = field(default_factory=lambda: list(DEFAULT_CANDIDATES))
     skip_connect: bool = True
+    skip_projection: bool = False
+    stem_stride: int = _STEM_STRIDE
+    first_block: bool = True
+    activation: str = "relu6"
     mode: str = "sample"
     width_mult: float = 1.0
     drop_rate: float = 0.0
     in_channels: int | None = None
     genotype: str | None = None
 
+    PRESETS: ClassVar[dict[str, dict]] = PRESETS
+
     def check(self) -> None:
         """Refuses impossible values with a ConfigError naming the key."""
+        if self.stem_stride < 1:
+            raise ConfigError(f"must be >= 1, got {self.stem_stride}", key="stem_stride")
+        if self.activation not in _ACTIVATIONS:
+            valid = ", ".join(_ACTIVATIONS)
+            raise ConfigError(f"expected one of {valid}, got {self.activation!r}", "activation")
+        if self.skip_projection and not self.skip_connect:
+            raise ConfigError(
+                "offers skip_connect on every block, so it needs skip_connect: true",
+                key="skip_projection",
+            )
         if self.num_classes < 1:
             raise ConfigError(f"must be >= 1, got {self.num_classes}", key="num_classes")
         if self.in_channels is not None and self.in_channels < 1:
@@ -159,7 +212,8 @@ class MobileNetConfig:
 
 
 class ConvBNReLU(Module):
-    """Conv (no bias) + BatchNormalization + ReLU6; depthwise when ``depthwise``."""
+    """Conv (no bias) + BatchNormalization + ReLU6 (``activation``); depthwise when
+    ``depthwise``."""
 
     def __init__(
         self,
@@ -169,6 +223,7 @@ class ConvBNReLU(Module):
         stride: int,
         depthwise: bool = False,
         rng: np.random.RandomState | None = None,
+        activation: str = "relu6",
     ) -> None:
         pad = (kernel // 2, kernel // 2)
         if depthwise:
@@ -192,7 +247,7 @@ class ConvBNReLU(Module):
                 rng=rng,
             )
         self.bn = BatchNormalization(out_channels, 4)
-        self.relu = ReLU6()
+        self.relu = _ACTIVATIONS[activation]()
 
     def call(self, x: nn.Variable) -> nn.Variable:
         return self.relu(self.bn(self.conv(x)))
@@ -203,7 +258,7 @@ class InvertedResidual(Module):
 
     1x1 expansion conv + BN + ReLU6 (absent when ``expand == 1``), depthwise ``kernel`` conv with
     ``stride`` + BN + ReLU6, 1x1 projection conv + BN; plus the input when stride is 1 and the
-    channels are kept.
+    channels are kept. ``activation``: ``relu6`` or ``relu``.
     """
 
     def __init__(
@@ -214,11 +269,13 @@ class InvertedResidual(Module):
         expand: int,
         kernel: int,
         rng: np.random.RandomState | None = None,
+        activation: str = "relu6",
     ) -> None:
         hidden = int(round(in_channels * expand))
         self.use_residual = stride == 1 and in_channels == out_channels
-        self.expand = ConvBNReLU(in_channels, hidden, 1, 1, rng=rng) if expand != 1 else Identity()
-        self.depthwise = ConvBNReLU(hidden, hidden, kernel, stride, depthwise=True, rng=rng)
+        act = {"rng": rng, "activation": activation}
+        self.expand = ConvBNReLU(in_channels, hidden, 1, 1, **act) if expand != 1 else Identity()
+        self.depthwise = ConvBNReLU(hidden, hidden, kernel, stride, depthwise=True, **act)
         self.project = Conv(hidden, out_channels, (1, 1), with_bias=False, rng=rng)
         self.bn = BatchNormalization(out_channels, 4)
 
@@ -227,13 +284,35 @@ class InvertedResidual(Module):
         return x + out if self.use_residual else out
 
 
+class SkipProjection(Module):
+    """``skip_connect`` on a block that changes the shape: 1x1 conv (no bias, the block's
+    stride) + BN, as NAS-Bench-Macro's Identity."""
+
+    def __init__(
+        self, in_channels: int, out_channels: int, stride: int, rng: np.random.RandomState
+    ) -> None:
+        self.conv = Conv(in_channels, out_channels, (1, 1), stride=(stride, stride),
+                         with_bias=False, rng=rng)  # fmt: skip
+        self.bn = BatchNormalization(out_channels, 4)
+
+    def call(self, x: nn.Variable) -> nn.Variable:
+        return self.bn(self.conv(x))
+
+
 def _build_candidate(
-    name: str, in_channels: int, out_channels: int, stride: int, rng: np.random.RandomState
+    name: str,
+    in_channels: int,
+    out_channels: int,
+    stride: int,
+    rng: np.random.RandomState,
+    activation: str = "relu6",
 ) -> Module:
     if name == SKIP:
-        return Identity()
+        if stride == 1 and in_channels == out_channels:
+            return Identity()
+        return SkipProjection(in_channels, out_channels, stride, rng)
     expand, kernel = parse_candidate(name)
-    return InvertedResidual(in_channels, out_channels, stride, expand, kernel, rng=rng)
+    return InvertedResidual(in_channels, out_channels, stride, expand, kernel, rng, activation)
 
 
 def _conv_size(size: int, stride: int) -> int:
@@ -275,14 +354,15 @@ class MobileNetSpace(Model):
         # (in_channels, out_channels, stride, options) of every searchable block.
         specs = []
         self._rows: list[int] = []  # the settings row of every block
-        c_in = self._first_channels
+        c_in = self._first_channels if cfg.first_block else self._stem_channels
         for row, (c, n, s) in enumerate(cfg.settings):
             c_out = make_divisible(c * w)
             for i in range(n):
                 self._rows.append(row)
                 stride = s if i == 0 else 1
                 options = list(cfg.candidates)
-                if cfg.skip_connect and stride == 1 and c_in == c_out:
+                keeps_shape = stride == 1 and c_in == c_out
+                if cfg.skip_connect and (keeps_shape or cfg.skip_projection):
                     options.append(SKIP)
                 specs.append((c_in, c_out, stride, options))
                 c_in = c_out
@@ -291,22 +371,26 @@ class MobileNetSpace(Model):
         self.is_fixed = chosen is not None
 
         self.in_channels = cfg.in_channels or 3
-        self.stem = ConvBNReLU(self.in_channels, self._stem_channels, 3, _STEM_STRIDE, rng=rng)
-        self.first = InvertedResidual(self._stem_channels, self._first_channels, 1, 1, 3, rng=rng)
+        act = cfg.activation
+        self.stem = ConvBNReLU(self.in_channels, self._stem_channels, 3, cfg.stem_stride, False,
+                               rng, act)  # fmt: skip
+        if cfg.first_block:
+            self.first = InvertedResidual(self._stem_channels, self._first_channels, 1, 1, 3, rng,
+                                          act)  # fmt: skip
         blocks = []
         self._block_names: list[str | None] = []  # fixed name, None for a choice
         for i, (b_in, b_out, stride, options) in enumerate(specs):
             if chosen is not None or len(options) == 1:
                 name = options[0] if len(options) == 1 else chosen[f"blocks/{i}"]
-                blocks.append(_build_candidate(name, b_in, b_out, stride, rng))
+                blocks.append(_build_candidate(name, b_in, b_out, stride, rng, act))
                 self._block_names.append(name)
             else:
-                ops = [_build_candidate(o, b_in, b_out, stride, rng) for o in options]
+                ops = [_build_candidate(o, b_in, b_out, stride, rng, act) for o in options]
                 blocks.append(MixedOp(ops, mode=cfg.mode, names=options))
                 self._block_names.append(None)
         self.blocks = ModuleList(blocks)
         head_in = specs[-1][1]
-        self.head = ConvBNReLU(head_in, self._last_channels, 1, 1, rng=rng)
+        self.head = ConvBNReLU(head_in, self._last_channels, 1, 1, False, rng, act)
         self.pool = GlobalAvgPool()
         self.dropout = Dropout(cfg.drop_rate)
         self.classifier = Linear(self._last_channels, cfg.num_classes, rng=rng)
@@ -341,7 +425,9 @@ class MobileNetSpace(Model):
 
     def call(self, x: nn.Variable) -> nn.Variable:
         self.check_input(x)
-        out = self.first(self.stem(x))
+        out = self.stem(x)
+        if self.cfg.first_block:
+            out = self.first(out)
         for block in self.blocks:
             out = block(out)
         out = self.pool(self.head(out))
@@ -367,22 +453,28 @@ class MobileNetSpace(Model):
         _, h, w = (int(s) for s in input_shape)
         graph = ArchGraph()
         prev = graph.add(ArchNode("input", "input", "input", tuple(int(s) for s in input_shape)))
-        h, w = _conv_size(h, _STEM_STRIDE), _conv_size(w, _STEM_STRIDE)
+        stride = self.cfg.stem_stride
+        h, w = _conv_size(h, stride), _conv_size(w, stride)
         stem = ArchNode(
             "stem",
-            f"stem\\nconv 3x3 /{_STEM_STRIDE}",
+            "stem\\nconv 3x3" + (f" /{stride}" if stride > 1 else ""),
             "stem",
             (self._stem_channels, h, w),
             kernel=3,
             group="stem",
         )
         prev = graph.add(stem, after=prev.name)
-        first = ArchNode("first", "MB1 3x3", "op", (self._first_channels, h, w), 3, "stem")
-        prev = graph.add(first, after=prev.name)
+        if self.cfg.first_block:
+            first = ArchNode("first", "MB1 3x3", "op", (self._first_channels, h, w), 3, "stem")
+            prev = graph.add(first, after=prev.name)
         names = self.block_names(architecture)
-        for i, (name, (_, c_out, stride, _)) in enumerate(zip(names, self._specs)):
+        for i, (name, (c_in, c_out, stride, _)) in enumerate(zip(names, self._specs)):
             group = f"row{self._rows[i]}"
-            if name == SKIP:
+            if name == SKIP and (stride > 1 or c_in != c_out):  # a SkipProjection
+                h, w = _conv_size(h, stride), _conv_size(w, stride)
+                label = f"skip: conv 1x1 /{stride}\\n(blocks/{i})"
+                node = ArchNode(f"b{i}", label, "op", (c_out, h, w), 1, group)
+            elif name == SKIP:
                 node = ArchNode(f"b{i}", f"skip\\n(blocks/{i})", "skip", prev.shape, group=group)
             else:
                 h, w = _conv_size(h, stride), _conv_size(w, stride)

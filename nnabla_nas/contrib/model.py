@@ -58,6 +58,8 @@ class Model(Module):
 
     #: The search space's registry name (written into genotype files).
     space_name: ClassVar[str] = ""
+    #: False for a space that is a fixed network (``random_wired``): no choices to search.
+    searchable: ClassVar[bool] = True
 
     def call(self, x: nn.Variable) -> Any:  # pragma: no cover - abstract
         raise NotImplementedError(f"{type(self).__name__} must implement call(x)")
@@ -211,10 +213,6 @@ class Model(Module):
             dict(extra or {}),
         )  # fmt: skip
 
-    def set_progress(self, fraction: float) -> None:
-        """Called by the loop at the start of every epoch with the fraction of the run done (in
-        [0, 1]): for schedules inside the network (e.g. a drop-path rate). Nothing by default."""
-
     # ------------------------------------------------------------------ supernet -> fixed net
 
     def fixed_parameters(self, architecture: Architecture) -> OrderedDict[str, nn.Variable]:
@@ -273,6 +271,13 @@ class Model(Module):
             if var.shape != source[path].shape:
                 raise ValueError(f"{path}: shape {var.shape} != {source[path].shape}")
             var.d = source[path].d.copy()
+
+    # ------------------------------------------------------------------ training schedule
+
+    def set_progress(self, fraction: float) -> None:
+        """Called by the loop at the start of every epoch with the fraction of training done
+        (in [0, 1]), for what a space schedules over training (e.g. ``zoph``'s path dropout).
+        Nothing by default."""
 
     # ------------------------------------------------------------------ exports
 

@@ -30,6 +30,16 @@ TINY = {
         dict(in_channels=1, init_channels=4, num_cells=3, num_choices=2, multiplier=2),
         (1, 12, 12),
     ),
+    "zoph": (
+        dict(stem_channels=4, cell_depth=2, cell_channels=[4, 8, 8], in_channels=1, mode="sample",
+             drop_path=0.2),
+        (1, 12, 12),
+    ),
+    "random_wired": (
+        dict(n_classes=10, n_vertices=6, min_channels=4, max_channels=8, k=2, p=0.5, seed=3,
+             head_channels=16, in_channels=1),
+        (1, 12, 12),
+    ),
 }  # fmt: skip
 
 
@@ -56,7 +66,8 @@ def test_every_space_builds_runs_exports_and_rebuilds(name, tmp_path):
     space = SPACES.get(name)
     cfg = space.Config(**keys)
     model = space(cfg, rng=np.random.RandomState(0))
-    assert model.choices(), "a supernet without choices"
+    # a space that is a fixed network (searchable False: random_wired) has no choices
+    assert bool(model.choices()) == space.searchable, "a supernet without choices"
     assert not model.get_arch_parameters(), "a space declares choices; logits are the searcher's"
     rng = np.random.RandomState(1)
     logits = random_logits(model, seed=1)  # a non-trivial architecture, as a searcher holds it
@@ -73,6 +84,8 @@ def test_every_space_builds_runs_exports_and_rebuilds(name, tmp_path):
     assert not fixed.choices() and not fixed.get_arch_parameters()
     assert fixed.genotype({}) == {}
     _train_once(fixed, shape, rng)
+    if not space.searchable:  # the genotype rebuilds the same network
+        assert fixed.num_params() == model.num_params()
     # a written cell genotype (arch.json) rebuilds the same fixed network as the arch.h5
     json_files = [p for p in written if p.suffix == ".json"]
     for path in json_files:
