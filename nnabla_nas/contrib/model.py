@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import ConfigError, GenotypeError
 from ..genotype import Genotype
-from ..module import MixedOp, Module, arch_parameters, net_parameters
+from ..module import MixedOp, Module, arch_parameters, choice_groups, net_parameters
 from ..visualize import ArchGraph, ArchNode, kernel_of
 
 __all__ = ["Model"]
@@ -143,11 +143,14 @@ class Model(Module):
     # ------------------------------------------------------------------ choices
 
     def choices(self) -> OrderedDict[str, MixedOp]:
-        """Every choice of the space, ``label -> MixedOp``, in module order.
+        """Every decision of the space, ``label -> MixedOp``, in module order.
 
-        The label is the MixedOp's module path (stable: it depends only on the configuration).
+        The label is the MixedOp's ``label`` when the space gives one, else its module path
+        (stable: it depends only on the configuration). MixedOps sharing a label are one
+        decision, listed once (by the first of them); :func:`~nnabla_nas.module.choice_groups`
+        lists them all.
         """
-        return OrderedDict((path, m) for path, m in self.get_modules() if isinstance(m, MixedOp))
+        return OrderedDict((label, ops[0]) for label, ops in choice_groups(self).items())
 
     @staticmethod
     def chosen_index(op: MixedOp) -> int:
