@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ..registry import Registry
 from .darts import DartsSpace, PnasSpace
+from .enas import EnasMacroSpace, EnasMicroSpace
 from .mobilenet import MobileNetSpace
 from .model import Model
 
@@ -17,3 +18,5 @@ SPACES = Registry("search space")
 SPACES.add("mobilenet", MobileNetSpace)
 SPACES.add("darts", DartsSpace)
 SPACES.add("pnas", PnasSpace)
+SPACES.add("enas_macro", EnasMacroSpace)
+SPACES.add("enas_micro", EnasMicroSpace)

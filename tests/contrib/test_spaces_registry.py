@@ -29,6 +29,15 @@ TINY = {
         dict(in_channels=1, init_channels=4, num_cells=3, num_choices=2, multiplier=2),
         (1, 12, 12),
     ),
+    "enas_macro": (
+        dict(in_channels=1, num_layers=4, out_filters=4, num_classes=10),
+        (1, 12, 12),
+    ),
+    "enas_micro": (
+        dict(in_channels=1, num_layers=3, num_nodes=2, out_filters=4, num_classes=10,
+             drop_path=0.2),
+        (1, 12, 12),
+    ),
 }  # fmt: skip
 
 
