@@ -108,24 +108,24 @@ def test_fixed_network_weights_counted_by_hand():
         "layer2/op": "sep_conv_5x5", "layer2/skip0": "present",
         "layer3/op": "avg_pool_3x3", "layer3/skip0": "absent", "layer3/skip1": "present",
         "layer4/op": "max_pool_3x3",
-        "layer4/skip0": "present", "layer4/skip1": "absent", "layer4/skip2": "absent",
+        "layer4/skip0": "absent", "layer4/skip1": "absent", "layer4/skip2": "present",
     }  # fmt: skip
     fixed = EnasMacroSpace(tiny(), genotype=genotype)
     pre = _conv(1, 4, 4) + _bn(4)  # every operation starts with 1x1 conv - BN - ReLU
     stem = _conv(3, 1, 4) + _bn(4)
     layer1 = pre + _conv(3, 4, 4) + _bn(4)  # 4 channels
-    # after layer 1: outputs 0 (layer 2's and 4's skip) and 1 (layer 3's skip, layer 2's input)
-    # are halved and doubled to 8 channels: two 1x1 convs to 4 channels each and a BN
+    # after layer 1: outputs 0 (layer 2's skip) and 1 (layer 3's skip, layer 2's input) are
+    # halved and doubled to 8 channels: two 1x1 convs to 4 channels each and a BN
     reduce1 = 2 * (2 * _conv(1, 4, 4) + _bn(8))
     pre8 = _conv(1, 8, 8) + _bn(8)
     layer2 = pre8 + 5 * 5 * 8 + _conv(1, 8, 8) + _bn(8) + _conv(1, 16, 8) + _bn(8)
-    reduce2 = 3 * (2 * _conv(1, 8, 8) + _bn(16))  # outputs 0, 1, 2 are used later
+    reduce2 = 2 * (2 * _conv(1, 8, 8) + _bn(16))  # outputs 1, 2 are used later, 0 is not
     pre16 = _conv(1, 16, 16) + _bn(16)
     layer3 = pre16 + _conv(1, 32, 16) + _bn(16)  # pooling; concat of skip 1 and the output
-    layer4 = pre16 + _conv(1, 32, 16) + _bn(16)
+    layer4 = pre16 + _conv(1, 32, 16) + _bn(16)  # concat of skip 2 and the output
     classifier = 16 * 10 + 10
     total = stem + layer1 + reduce1 + layer2 + reduce2 + layer3 + layer4 + classifier
-    assert total == 3134
+    assert total == 2974
     assert fixed.num_params() == total
     assert not fixed.choices() and fixed.summary().splitlines()[3].startswith("layer3: avg_pool")
     # the supernet counts the same network as its active part

@@ -168,6 +168,90 @@ def test_log_prob_entropy_and_penalty_by_hand():
     assert float(again.log_prob.d) == pytest.approx(float(sample.log_prob.d), rel=1e-6)
 
 
+def _sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def _softmax(u):
+    e = np.exp(u - u.max())
+    return e / e.sum()
+
+
+def numpy_controller(ctrl, decisions, arch):
+    """The probabilities of every decision along ``arch``, computed as the module docstring
+    describes, in numpy from the controller's parameters."""
+    cfg, prm = ctrl.cfg, {k: p.d.astype(np.float64) for k, p in ctrl.get_parameters().items()}
+    size = cfg.lstm_size
+    state = [(np.zeros(size), np.zeros(size)) for _ in range(cfg.lstm_layers)]
+    heads = list(dict.fromkeys(d.names for d in decisions if d.kind == "op"))
+    sources = {s for d in decisions for s in d.sources}
+
+    def lstm(x):
+        for layer in range(cfg.lstm_layers):
+            h, c = state[layer]
+            i, f, o, g = (np.concatenate([x, h]) @ prm[f"lstm/{layer}/w"]).reshape(4, size)
+            c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+            x = _sigmoid(o) * np.tanh(c)
+            state[layer] = (x, c)
+        return x
+
+    def scale(u, op):
+        u = np.tanh(u / cfg.temperature)
+        return cfg.tanh_constant / (cfg.op_tanh_reduce if op else 1.0) * u
+
+    anchors, probs, x, i = {}, {}, prm["g_emb"][0], 0
+    while i < len(decisions):
+        d = decisions[i]
+        run = [d]  # consecutive skips of a node: one step
+        while d.kind == "skip" and i + len(run) < len(decisions):
+            nxt = decisions[i + len(run)]
+            if nxt.kind != "skip" or nxt.node != d.node:
+                break
+            run.append(nxt)
+        for src in dict.fromkeys(s for r in run for s in r.sources):
+            if src not in anchors:
+                h = lstm(prm["g_emb"][0])
+                anchors[src] = (h, h @ prm["w_attn1"])
+        h = lstm(x)
+        if d.kind == "op":
+            head = heads.index(d.names)
+            probs[d.label] = _softmax(scale(h @ prm[f"heads/{head}/w_soft"], True))
+            x = prm[f"heads/{head}/w_emb"][arch[d.label]]
+        elif d.kind == "input":
+            u = [
+                np.tanh(anchors[s][1] + h @ prm["w_attn2"]) @ prm["v_attn"][:, 0] for s in d.sources
+            ]
+            probs[d.label] = _softmax(scale(np.array(u), False))
+            x = anchors[d.sources[arch[d.label]]][0]
+        else:
+            chosen = []
+            for r in run:
+                key = anchors[r.sources[0]][1]
+                u = np.tanh(key + h @ prm["w_attn2"]) @ prm["v_attn"][:, 0]
+                probs[r.label] = _softmax(scale(np.array([0.0, u]), False))
+                if arch[r.label]:
+                    chosen.append(anchors[r.sources[0]][0])
+            x = sum(chosen) / (1 + len(chosen)) if chosen else np.zeros(size)
+        i += len(run)
+        if (i == len(decisions) or decisions[i].node != d.node) and d.node in sources:
+            h = lstm(x)
+            anchors[d.node] = (h, h @ prm["w_attn1"])
+            x = prm["g_emb"][0]
+    return probs
+
+
+def test_probabilities_follow_the_documented_algorithm():
+    blocks = [Decision(f"block{i}", "op", ("MB3", "MB6")) for i in range(2)]
+    decisions = blocks[:1] + macro_decisions(3) + micro_decisions("normal", 2) + blocks[1:]
+    ctrl = controller(decisions, lstm_size=6, lstm_layers=2, init_range=1.0, op_tanh_reduce=2.0)
+    for seed in range(3):
+        sample = ctrl.sample(np.random.RandomState(seed))
+        want = numpy_controller(ctrl, decisions, sample.architecture)
+        assert list(want) == list(sample.probabilities)
+        for label, p in sample.probabilities.items():
+            assert np.allclose(p, want[label], atol=1e-5), label
+
+
 def test_tanh_constant_bounds_the_probabilities():
     decisions = [Decision(f"op{i}", "op", ("a", "b", "c", "d")) for i in range(3)]
     ctrl = controller(decisions, lstm_size=8, init_range=30.0, temperature=None, tanh_constant=1.0)
