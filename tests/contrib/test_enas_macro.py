@@ -183,6 +183,12 @@ def test_arch_graph_draws_the_skips():
     shapes = {n.name: n.shape for n in graph.nodes}
     assert shapes["l1"] == (4, 8, 8) and shapes["l2"] == (8, 4, 4) and shapes["l4"] == (16, 2, 2)
     assert "sep_conv_3x3" in architecture_dot(fixed, (1, 8, 8)).source
+    # the supernet draws a given genotype (e.g. a searcher's export) with its own channels
+    supernet = EnasMacroSpace(tiny()).arch_graph((1, 8, 8), genotype)
+    assert {(e.src, e.dst) for e in supernet.edges} == edges
+    assert {n.name: n.shape for n in supernet.nodes}["l4"] == (4, 2, 2)
+    with pytest.raises(GenotypeError, match="missing labels"):
+        EnasMacroSpace(tiny()).arch_graph((1, 8, 8), {"layer1/op": "conv_3x3"})
 
 
 @pytest.mark.parametrize(

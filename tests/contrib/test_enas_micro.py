@@ -209,6 +209,12 @@ def test_drawings(tmp_path):
     written = fixed.export_files(tmp_path)
     assert [p.name for p in written] == ["normal.png", "reduce.png"]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in written)
+    supernet = EnasMicroSpace(tiny())  # draws a given genotype, e.g. a searcher's export
+    assert supernet.summary(FIXED) == fixed.summary().replace("fixed network", "supernet")
+    labels = {n.name: n.label for n in supernet.arch_graph((1, 8, 8), FIXED).nodes}
+    assert labels["cell1"] == {n.name: n.label for n in graph.nodes}["cell1"]
+    (tmp_path / "supernet").mkdir()
+    assert len(supernet.export_files(tmp_path / "supernet", genotype=FIXED)) == 2
 
 
 @pytest.mark.parametrize(

@@ -106,9 +106,16 @@ class EnasModel(Model):
             (d.label, d.names[int(architecture[d.label])]) for d in self.decision_specs(self.cfg)
         )
 
-    def drawn_genotype(self) -> OrderedDict[str, str]:
-        """What :meth:`arch_graph` and the exports draw: the fixed network's genotype, or the
-        supernet's current one (:meth:`Model.genotype`)."""
+    def drawn_genotype(self, genotype: Any = None) -> OrderedDict[str, str]:
+        """What :meth:`arch_graph`, the exports and the summary draw: ``genotype`` when given
+        (checked, e.g. a searcher's exported architecture), else the fixed network's genotype,
+        or the supernet's current one (:meth:`Model.genotype`).
+
+        Raises:
+            GenotypeError: a given genotype does not fit this configuration.
+        """
+        if genotype is not None:
+            return self.parse_genotype(genotype)
         return OrderedDict(self.chosen) if self.chosen is not None else self.genotype()
 
     def num_params(self, only_active: bool = False) -> int:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import nnabla as nn
 import nnabla.functions as F
@@ -265,12 +265,12 @@ class EnasMacroSpace(EnasModel):
         return self.classifier(self.dropout(out))
 
     # ------------------------------------------------------------------ drawing
-    def arch_graph(self, input_shape: Sequence[int]) -> ArchGraph:
-        """The drawn architecture (:meth:`EnasModel.drawn_genotype`): stem, layers with their
-        operation and output shape, the chain, and one dashed edge per present skip
-        connection."""
+    def arch_graph(self, input_shape: Sequence[int], genotype: Any = None) -> ArchGraph:
+        """The drawn architecture (:meth:`EnasModel.drawn_genotype` of ``genotype``): stem,
+        layers with their operation and output shape, the chain, and one dashed edge per present
+        skip connection."""
         _, h, w = (int(s) for s in input_shape)
-        g = self.drawn_genotype()
+        g = self.drawn_genotype(genotype)
         fixed = self.chosen is not None
         graph = ArchGraph()
         graph.add(ArchNode("input", "input", "input", tuple(int(s) for s in input_shape)))
@@ -289,10 +289,10 @@ class EnasMacroSpace(EnasModel):
         graph.add(ArchNode("output", "output", "output"), "head")
         return graph
 
-    def summary(self) -> str:
+    def summary(self, genotype: Any = None) -> str:
         """One line per layer: its operation and skip sources (drawn genotype)."""
-        g = self.drawn_genotype()
-        kind = "fixed network" if self.chosen is not None else "supernet (current genotype)"
+        g = self.drawn_genotype(genotype)
+        kind = "fixed network" if self.chosen is not None else "supernet"
         lines = [f"{type(self).__name__}: {kind}, {self.cfg.num_layers} layers"]
         for k in range(1, self.cfg.num_layers + 1):
             op, skips = self.layer_choice(k, g)

@@ -200,10 +200,9 @@ class EnasMicroSpace(EnasModel):
         per_cell = math.prod((i * 5) ** 2 for i in range(2, 2 + cfg.num_nodes))
         return per_cell**2
 
-    def cell_spec(self, kind: str, genotype: Mapping[str, str] | None = None) -> CellSpec:
-        """The ``kind`` cell of ``genotype`` (default: the drawn one)."""
-        g = self.drawn_genotype() if genotype is None else genotype
-        return cell_spec(g, kind, self.cfg.num_nodes)
+    def cell_spec(self, kind: str, genotype: Any = None) -> CellSpec:
+        """The ``kind`` cell of the drawn genotype (:meth:`EnasModel.drawn_genotype`)."""
+        return cell_spec(self.drawn_genotype(genotype), kind, self.cfg.num_nodes)
 
     def set_progress(self, fraction: float) -> None:
         """The fraction of training done, in [0, 1]: scales the fixed network's drop-path rates
@@ -226,11 +225,11 @@ class EnasMicroSpace(EnasModel):
         return (logits, aux) if aux is not None else logits
 
     # ------------------------------------------------------------------ drawing and exports
-    def arch_graph(self, input_shape: Sequence[int]) -> ArchGraph:
-        """A chain stem - cells - head; each cell lists its nodes (``node: op(input) + ...``) and
-        its loose ends."""
+    def arch_graph(self, input_shape: Sequence[int], genotype: Any = None) -> ArchGraph:
+        """A chain stem - cells - head of the drawn genotype; each cell lists its nodes
+        (``node: op(input) + ...``) and its loose ends."""
         _, h, w = (int(s) for s in input_shape)
-        specs = {k: self.cell_spec(k) for k in CELL_KINDS}
+        specs = {k: self.cell_spec(k, genotype) for k in CELL_KINDS}
         graph = ArchGraph()
         graph.add(ArchNode("input", "input", "input", tuple(int(s) for s in input_shape)))
         c = self.cfg.out_filters
@@ -252,23 +251,23 @@ class EnasMicroSpace(EnasModel):
         graph.add(ArchNode("output", "output", "output"), "head")
         return graph
 
-    def export_files(self, folder: Path) -> list[Path]:
+    def export_files(self, folder: Path, genotype: Any = None) -> list[Path]:
         """``normal.png`` and ``reduce.png``: the two cells of the drawn genotype (when graphviz's
         ``dot`` is installed)."""
         if shutil.which("dot") is None:
             return []
         written = []
         for kind in CELL_KINDS:
-            spec = self.cell_spec(kind)
+            spec = self.cell_spec(kind, genotype)
             written.append(draw_cell(spec.nodes, spec.concat, Path(folder) / f"{kind}.png", kind))
         return written
 
-    def summary(self) -> str:
+    def summary(self, genotype: Any = None) -> str:
         """The two cells of the drawn genotype, one line per node."""
-        kind = "fixed network" if self.chosen is not None else "supernet (current genotype)"
+        kind = "fixed network" if self.chosen is not None else "supernet"
         lines = [f"{type(self).__name__}: {kind}, {len(self.cells)} cells"]
         for k in CELL_KINDS:
-            spec = self.cell_spec(k)
+            spec = self.cell_spec(k, genotype)
             for node, edges in enumerate(spec.nodes, start=2):
                 lines.append(f"{k}/node{node}: " + " + ".join(f"{op}(node{j})" for op, j in edges))
             lines.append(f"{k} output: concat of nodes {spec.concat}")
