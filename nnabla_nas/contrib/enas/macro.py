@@ -207,7 +207,6 @@ class EnasMacroSpace(EnasModel):
             BatchNormalization(c, 4),
         )
         self._reduce_after = reduction_after(cfg.num_layers)
-        self._channels = [c]  # channels of every output (stem, layer 1, ...) when produced
         layers, reductions = [], ModuleDict()
         for k in range(1, cfg.num_layers + 1):
             if self.chosen is None:
@@ -215,7 +214,6 @@ class EnasMacroSpace(EnasModel):
             else:
                 op, skips = self.layer_choice(k)
                 layers.append(_FixedLayer(k, op, skips, c, rng))
-            self._channels.append(c)
             if k in self._reduce_after:
                 new = c if self.chosen is None else 2 * c
                 reductions[f"after{k}"] = ModuleDict(
