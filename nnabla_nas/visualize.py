@@ -73,11 +73,14 @@ class ArchNode:
 
 @dataclass(frozen=True)
 class ArchEdge:
-    """An edge; ``shape`` (the tensor carried) is drawn as its label when given."""
+    """An edge; ``shape`` (the tensor carried) is drawn as its label when given. A ``skip``
+    edge (e.g. a skip connection beside the main chain) is drawn dashed and does not pull the
+    layout."""
 
     src: str
     dst: str
     shape: tuple[int, ...] | None = None
+    skip: bool = False
 
 
 @dataclass
@@ -208,9 +211,10 @@ def architecture_dot(
         dot.edge(leader_node[a], leader_node[b], style="invis", weight="100")
     for edge in graph.edges:
         wraps = group_of[edge.src] != group_of[edge.dst]
-        dot.edge(
-            edge.src, edge.dst, label=format_shape(edge.shape), **({"weight": "0"} if wraps else {})
-        )
+        attrs = {"weight": "0"} if wraps or edge.skip else {}
+        if edge.skip:
+            attrs.update(style="dashed", color="grey40", constraint="false")
+        dot.edge(edge.src, edge.dst, label=format_shape(edge.shape), **attrs)
     return dot
 
 

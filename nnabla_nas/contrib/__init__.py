@@ -11,6 +11,7 @@ import numpy as np
 
 from ..registry import Registry
 from .darts import DartsSpace, PnasSpace
+from .enas import EnasMacroSpace, EnasMicroSpace
 from .mobilenet import MobileNetSpace
 from .model import Model
 from .random_wired import RandomWiredSpace
@@ -25,6 +26,8 @@ SPACES.add("darts", DartsSpace)
 SPACES.add("pnas", PnasSpace)
 SPACES.add("zoph", ZophSpace)
 SPACES.add("random_wired", RandomWiredSpace, "random-wired", "randwire")
+SPACES.add("enas_macro", EnasMacroSpace)
+SPACES.add("enas_micro", EnasMicroSpace)
 
 
 def create_space(name: str, genotype: Any = None, seed: int = 0, **keys: Any) -> Model:

@@ -40,6 +40,15 @@ TINY = {
              head_channels=16, in_channels=1),
         (1, 12, 12),
     ),
+    "enas_macro": (
+        dict(in_channels=1, num_layers=4, out_filters=4, num_classes=10),
+        (1, 12, 12),
+    ),
+    "enas_micro": (
+        dict(in_channels=1, num_layers=3, num_nodes=2, out_filters=4, num_classes=10,
+             drop_path=0.2),
+        (1, 12, 12),
+    ),
 }  # fmt: skip
 
 

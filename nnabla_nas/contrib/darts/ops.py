@@ -153,15 +153,21 @@ class FactorizedReduce(Module):
 
     The shifted input is ``x[:, :, 1:, 1:]`` zero-padded by one row and column at the end, so
     both halves have ``ceil(size / 2)`` pixels at any size (equal to DARTS' ``x[:, :, 1:, 1:]``
-    at even sizes, where the padding is never read).
+    at even sizes, where the padding is never read). ``relu=False`` leaves out the leading ReLU
+    (ENAS' factorized reduction).
     """
 
     def __init__(
-        self, in_channels: int, out_channels: int, affine: bool = True, rng: Rng | None = None
+        self,
+        in_channels: int,
+        out_channels: int,
+        affine: bool = True,
+        rng: Rng | None = None,
+        relu: bool = True,
     ) -> None:
         if out_channels % 2:
             raise ValueError(f"FactorizedReduce needs an even out_channels, got {out_channels}")
-        self.relu = ReLU()
+        self.relu = ReLU() if relu else Identity()
         self.conv1 = Conv(in_channels, out_channels // 2, 1, stride=2, with_bias=False, rng=rng)
         self.conv2 = Conv(in_channels, out_channels // 2, 1, stride=2, with_bias=False, rng=rng)
         self.bn = batch_norm(out_channels, affine)

@@ -25,6 +25,8 @@ class MovingAverageBaseline:
     """
 
     def __init__(self, decay: float) -> None:
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f"baseline decay must be in [0, 1), got {decay}")
         self.decay = float(decay)
         #: The baseline (None before the first update).
         self.value: float | None = None
