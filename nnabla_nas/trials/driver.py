@@ -1,9 +1,9 @@
 """The driver loop: proposals, submissions, retries and records, in a deterministic order.
 
 The schedule
-    Trial ``k`` is proposed once the results of trials ``0 .. k - window`` have been told to
-    the strategy, and results are told in trial order (a result that arrives early waits for
-    the earlier ones). At most ``window`` trials are proposed but untold at any time, so up to
+    Trial ``k`` is proposed when exactly the results of trials ``0 .. k - window`` have been
+    told to the strategy, and results are told in trial order (a result that arrives early
+    waits for the earlier ones). At most ``window`` trials are proposed but untold at any time, so up to
     ``window`` trials run at once (the default window is the number of workers). The
     sequence of ``propose``/``tell`` calls is then the same whatever the workers' speeds, so a
     given seed and window always give the same trials, and a resumed experiment replays
@@ -133,9 +133,8 @@ def drive(
     proposed = told = running = 0
     exhausted = False  # no more proposals: the strategy has none, or stop() said so
     while True:
-        while told in results:
-            strategy.tell(results[told])
-            told += 1
+        # Propose what the window allows, then tell ONE result: trial k is proposed with
+        # exactly max(0, k - window + 1) results told, however the results arrived.
         while not exhausted and proposed < budget and proposed - told < window:
             architecture = strategy.propose()
             if architecture is None:
@@ -153,6 +152,8 @@ def drive(
                 running += 1
             proposed += 1
         if told in results:
+            strategy.tell(results[told])
+            told += 1
             continue
         if running == 0:
             break

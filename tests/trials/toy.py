@@ -49,6 +49,7 @@ class ShuffledExecutor(Executor):
         self.done: list[Finished] = []
         self.submitted: list[TrialRequest] = []
         self.lose = dict(lose or {})  # trial -> how many attempts die
+        self.returned: list[int] = []  # trial numbers, in the order wait() returned them
         self._flip = False
 
     def submit(self, request: TrialRequest) -> None:
@@ -60,7 +61,9 @@ class ShuffledExecutor(Executor):
 
     def wait(self) -> Finished:
         self._flip = not self._flip
-        return self.done.pop(-1 if self._flip else 0)
+        finished = self.done.pop(-1 if self._flip else 0)
+        self.returned.append(finished[0].trial)
+        return finished
 
 
 class SlowTable(TableEvaluator):
