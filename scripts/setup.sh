@@ -31,9 +31,9 @@ fi
 
 stamp=.venv/.nnabla_nas-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing nnabla_nas[dev,nnmeter,mpi] into .venv"
+    echo "setup: installing nnabla_nas[dev,nnmeter,mpi,trials,tpe] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[dev,nnmeter,mpi]"
+    .venv/bin/python -m pip install -q -e ".[dev,nnmeter,mpi,trials,tpe]"
     touch "$stamp"
 fi
 

@@ -3,8 +3,8 @@
 The schedule
     Trial ``k`` is proposed when exactly the results of trials ``0 .. k - window`` have been
     told to the strategy, and results are told in trial order (a result that arrives early
-    waits for the earlier ones). At most ``window`` trials are proposed but untold at any time, so up to
-    ``window`` trials run at once (the default window is the number of workers). The
+    waits for the earlier ones). At most ``window`` trials are proposed but untold at any
+    time, so up to ``window`` trials run at once (the default window is the number of workers). The
     sequence of ``propose``/``tell`` calls is then the same whatever the workers' speeds, so a
     given seed and window always give the same trials, and a resumed experiment replays
     ``trials.jsonl`` into a fresh strategy and gets the same proposals: recorded trials are

@@ -61,8 +61,7 @@ class EvolutionConfig:
                               "searcher.population_size")  # fmt: skip
         if not 1 <= self.sample_size <= self.population_size:
             raise ConfigError(
-                f"must be in 1..population_size ({self.population_size}), got "
-                f"{self.sample_size}",
+                f"must be in 1..population_size ({self.population_size}), got {self.sample_size}",
                 "searcher.sample_size",
             )
 

@@ -24,6 +24,7 @@ does not match) is a ``ConfigError`` before anything is written.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -78,16 +79,26 @@ def _check_int(value: Any, key: str, minimum: int) -> None:
         raise ConfigError(f"must be an integer >= {minimum}, got {value!r}", key)
 
 
+def _require(module: str, what: str) -> None:
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{what} needs {module}, which is not installed; install it with "
+                          "`pip install 'nnabla_nas[trials]'`", "algorithm")  # fmt: skip
+
+
 @contextlib.contextmanager
 def _executor(
-    evaluator: Evaluator, workers: int | None, scheduler: str | None, window: int | None
+    evaluator: Evaluator,
+    workers: int | None,
+    scheduler: str | None,
+    window: int | None,
+    timeout: float,
 ) -> Iterator[Executor]:
     if workers == 0 and scheduler is None:
         yield InlineExecutor(evaluator)
         return
     from .cluster import dask_client
 
-    with dask_client(workers=workers, scheduler=scheduler) as client:
+    with dask_client(workers=workers, scheduler=scheduler, timeout=timeout) as client:
         yield DaskExecutor(client, evaluator, workers=window)
 
 
@@ -106,6 +117,7 @@ def run_experiment(
     window: int | None = None,
     retries: int = 2,
     cost: str | None = None,
+    scheduler_timeout: float = 10.0,
 ) -> ExperimentResult:
     """Runs (or resumes) a multi-trial search and writes its outputs (module docstring).
 
@@ -125,6 +137,7 @@ def run_experiment(
             at the start; a resume keeps the experiment's).
         retries: submissions again of a trial whose worker died, before it is ``killed``.
         cost: the figure plotted against the score (default: latency, macs, flops, params).
+        scheduler_timeout: seconds to wait for the ``scheduler``.
 
     Raises:
         ConfigError: bad input (see the module docstring); nothing is written.
@@ -140,6 +153,7 @@ def run_experiment(
     if strategy.proposed:
         raise ConfigError("the strategy has already proposed trials; give a fresh one",
                           "algorithm")  # fmt: skip
+    _require("matplotlib", "the Pareto plot")
     evaluator.check(space)
     objective = objective or Objective(evaluator.metric)
     objective.check([*evaluator.metrics(), *(estimates.names() if estimates else [])])
@@ -164,7 +178,7 @@ def run_experiment(
                           "-o")  # fmt: skip
     known = {r.trial: r for r in records}
     start = time.time()
-    with _executor(evaluator, workers, scheduler, window) as executor:
+    with _executor(evaluator, workers, scheduler, window, scheduler_timeout) as executor:
         window = window or executor.workers
         atomic_write_json(header_path, {**header, "window": window, "budget": budget})
         journal.repair()

@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..errors import ConfigError, NnasError
-from ..estimator.regularizer import reward_factor
 
 __all__ = ["Constraint", "HardwareEstimates", "Objective"]
 
@@ -91,6 +90,8 @@ class Objective:
         self, scores: Mapping[str, Any], estimates: Mapping[str, float]
     ) -> tuple[float, bool]:
         """``(score, feasible)`` of a trial's figures (estimates first, then scores)."""
+        # Imported here: workers import this package and need no nnabla for a table.
+        from ..estimator.regularizer import reward_factor
 
         def value(key: str) -> float:
             for source in (estimates, scores):

@@ -99,9 +99,7 @@ class SearchSpace:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SearchSpace):
             return NotImplemented
-        return self.name == other.name and list(self.choices.items()) == list(
-            other.choices.items()
-        )
+        return self.name == other.name and list(self.choices.items()) == list(other.choices.items())
 
     def __repr__(self) -> str:
         return f"SearchSpace({self.name!r}, {len(self)} choices, {self.size} architectures)"
@@ -133,8 +131,10 @@ class SearchSpace:
         out: Architecture = {}
         for label, names in self.choices.items():
             index = architecture[label]
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or not (
-                0 <= int(index) < len(names)
+            if (
+                isinstance(index, bool)
+                or not isinstance(index, (int, np.integer))
+                or not (0 <= int(index) < len(names))
             ):
                 raise ConfigError(
                     f"choice {label!r}: index {index!r} is not in 0..{len(names) - 1}", key

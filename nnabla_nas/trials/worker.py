@@ -74,6 +74,6 @@ def run_trial(evaluator: Evaluator, request: TrialRequest) -> TrialOutcome:
     except Exception as err:
         logger.warning("trial %d failed on %s: %s", request.trial, worker,
                        "".join(traceback.format_exception(err)))  # fmt: skip
-        return TrialOutcome("error", error=describe_error(err),
-                            wall_time=time.perf_counter() - start, worker=worker, pid=pid)  # fmt: skip
+        elapsed = time.perf_counter() - start
+        return TrialOutcome("error", {}, describe_error(err), elapsed, worker, pid)
     return TrialOutcome("ok", dict(scores), None, time.perf_counter() - start, worker, pid)

@@ -42,8 +42,8 @@ def test_completion_order_does_not_change_the_trials():
     assert [r.trial for r in shuffled] == list(range(30))
     returned = shuffled_exec.returned  # the results did come back out of order
     assert sorted(returned) == list(range(30)) and returned != sorted(returned)
-    assert [r.architecture for r in drive(evolution(), InlineExecutor(EVAL), 30, RECORDER,
-                                          window=1)] != [r.architecture for r in inline]  # fmt: skip
+    sequential = drive(evolution(), InlineExecutor(EVAL), 30, RECORDER, window=1)
+    assert [r.architecture for r in sequential] != [r.architecture for r in inline]
 
 
 def test_window_bounds_the_proposals_ahead_of_the_results():

@@ -102,8 +102,11 @@ def test_bad_metric_and_spec_files(tmp_path):
 
 def test_a_table_file_of_ones_own(tmp_path):
     """Any table fits: entries keyed by tokens joined with a separator."""
-    (tmp_path / "e.json").write_text(json.dumps({
-        "a-x": {"acc": 1.0}, "a-y": {"acc": 2.0}, "b-x": {"acc": 3.0}, "b-y": {"acc": 4.0}}))
+    (tmp_path / "e.json").write_text(
+        json.dumps(
+            {"a-x": {"acc": 1.0}, "a-y": {"acc": 2.0}, "b-x": {"acc": 3.0}, "b-y": {"acc": 4.0}}
+        )
+    )
     (tmp_path / "t.json").write_text(json.dumps({
         "name": "mine", "entries": "e.json", "metric": "acc", "separator": "-",
         "choices": {"first": {"A": "a", "B": "b"}, "second": {"X": "x", "Y": "y"}}}))  # fmt: skip
