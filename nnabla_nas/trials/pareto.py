@@ -75,8 +75,10 @@ def plot_pareto(
         xs, ys = [r.value(cost) for r in infeasible], [r.value(metric) for r in infeasible]
         ax.scatter(xs, ys, s=16, c="#d62728", marker="x", label=f"infeasible ({len(xs)})")
     if front:
-        ax.plot([r.value(cost) for r in front], [r.value(metric) for r in front], "-o",
-                c="#ff7f0e", ms=5, label=f"Pareto front ({len(front)})")  # fmt: skip
+        # a staircase: up to the next front point, the best attainable score stays the same
+        xs, ys = [r.value(cost) for r in front], [r.value(metric) for r in front]
+        ax.plot(xs, ys, "-o", drawstyle="steps-post", c="#ff7f0e", ms=5,
+                label=f"Pareto front ({len(front)})")  # fmt: skip
         best = max(feasible, key=lambda r: (r.score, -r.trial))
         ax.scatter([best.value(cost)], [best.value(metric)], s=140, marker="*", c="#2ca02c",
                    zorder=3, label=f"best score (trial {best.trial})")  # fmt: skip
