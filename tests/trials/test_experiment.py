@@ -139,3 +139,28 @@ def test_every_refusal_names_its_key_and_writes_nothing(tmp_path):
         run(out, budget=4, seed=1, resume=True)
     assert e.value.key == "strategy"
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+
+
+def test_model_space_estimates_and_a_retrainable_genotype(tmp_path):
+    """A registered space: the best trial's arch.h5 rebuilds the fixed network, whose real
+    parameter count is the trial's estimate."""
+    from nnabla_nas.contrib.mobilenet import MobileNetConfig, MobileNetSpace
+    from nnabla_nas.trials import HardwareEstimates
+
+    from .toy import IndexSum
+
+    cfg = MobileNetConfig(num_classes=10, settings=[[8, 1, 2], [16, 2, 2]], width_mult=0.25,
+                          candidates=["MB3 3x3", "MB6 5x5"], in_channels=1)  # fmt: skip
+    model = MobileNetSpace(cfg)
+    space = SearchSpace.from_model(model)
+    assert space.name == "mobilenet" and space.labels == ["blocks/0", "blocks/1", "blocks/2"]
+    estimates = HardwareEstimates.default(model, (1, 16, 16))
+    res = run_experiment(space, RandomTrials(space, 0), IndexSum(), tmp_path, 6, workers=0,
+                         estimates=estimates)  # fmt: skip
+    best = res.best
+    assert best.score == max(sum(r.architecture.values()) for r in res.records)
+    genotype = load_genotype(tmp_path / "arch.h5", expected_space="mobilenet")
+    fixed = MobileNetSpace(cfg, genotype=genotype)
+    assert fixed.num_params() == best.estimates["params"]
+    assert len({r.estimates["macs"] for r in res.records}) > 1  # per-trial, not the argmax
+    assert json.loads((tmp_path / "results.json").read_text())["pareto"]["cost"] == "macs"
