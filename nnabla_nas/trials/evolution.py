@@ -15,9 +15,10 @@ A mutation picks one decision uniformly among those with two or more candidates 
 its candidate by another one drawn uniformly (the paper's op mutation for a space of
 independent choices): the child differs from its parent in exactly one decision.
 
-Asynchronous workers (the paper's setting) are handled as in the paper's implementation: a
-proposal is random while ``population + pending proposals < population_size``; trials that did
-not finish (error, dead worker) do not join the population; a trial breaking a hard
+Trials in flight (several workers; the paper ran hundreds) are handled so: a proposal is random
+while ``population + pending proposals < population_size`` (the population is filled by the
+first ``population_size`` results), later ones are children of the current population; trials
+that did not finish (error, dead worker) do not join the population; a trial breaking a hard
 constraint joins with fitness ``-inf`` (it is never a parent while a feasible individual is
 sampled, and ages out).
 
