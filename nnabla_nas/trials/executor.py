@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 import collections
 import logging
+import time
 import uuid
 from typing import Any
 
@@ -58,37 +59,68 @@ class InlineExecutor(Executor):
 
 
 class DaskExecutor(Executor):
-    """Runs every trial as a task on a Dask cluster.
+    """Runs every trial as a task on a Dask cluster, never more at once than worker threads.
+
+    Trials beyond the threads alive wait in the driver, not on a worker: a worker that dies
+    (or restarts) then takes only the trial it was running with it, never one queued behind it
+    (Dask places tasks on busy workers when none is idle, and loses them all with the worker).
 
     Args:
         client: a connected ``distributed.Client``.
         evaluator: the evaluator (pickled with each task).
-        workers: trials that run at once (default: the cluster's workers now, at least 1).
+        workers: the default window (default: the cluster's workers now, at least 1).
+        poll: seconds between looks at the cluster's workers while trials wait for one.
     """
 
-    def __init__(self, client: Any, evaluator: Evaluator, workers: int | None = None) -> None:
-        from distributed import as_completed
-
+    def __init__(
+        self, client: Any, evaluator: Evaluator, workers: int | None = None, poll: float = 0.5
+    ) -> None:
         from .cluster import worker_count
 
         self.client = client
         self.evaluator = evaluator
         self.workers = workers if workers is not None else max(1, worker_count(client))
-        self._futures: dict[str, TrialRequest] = {}
-        self._completed = as_completed(loop=client.loop)
+        self.poll = poll
+        self._queue: collections.deque[TrialRequest] = collections.deque()
+        self._running: dict[str, tuple[Any, TrialRequest]] = {}  # key -> (future, request)
         self._run = uuid.uuid4().hex[:8]  # task keys are unique across driver sessions
+        self._starved = False
 
     def submit(self, request: TrialRequest) -> None:
-        key = f"trial-{request.trial}-{request.attempt}-{self._run}"
-        future = self.client.submit(run_trial, self.evaluator, request, key=key, pure=False)
-        self._futures[future.key] = request
-        self._completed.add(future)
+        self._queue.append(request)
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Hands queued trials to Dask while a worker thread is free."""
+        if not self._queue:
+            return
+        threads = sum(self.client.nthreads().values())  # asks the scheduler: fresh
+        if threads == 0 and not self._starved:
+            logger.warning("no Dask worker is connected; %d trials wait", len(self._queue))
+        self._starved = threads == 0
+        while self._queue and len(self._running) < threads:
+            request = self._queue.popleft()
+            key = f"trial-{request.trial}-{request.attempt}-{self._run}"
+            future = self.client.submit(run_trial, self.evaluator, request, key=key, pure=False)
+            self._running[future.key] = (future, request)
 
     def wait(self) -> Finished:
+        if not self._queue and not self._running:
+            raise RuntimeError("no trial was submitted")
+        last_dispatch = time.monotonic()
+        while True:
+            done = [f for f, _ in self._running.values() if f.done()]
+            if done:  # the earliest trial first when several finished
+                return self._finished(min(done, key=lambda f: self._running[f.key][1].trial))
+            if self._queue and time.monotonic() - last_dispatch >= self.poll:
+                self._dispatch()  # a worker may have joined (a restarted one)
+                last_dispatch = time.monotonic()
+            time.sleep(0.01)
+
+    def _finished(self, future: Any) -> Finished:
         from distributed import KilledWorker
 
-        future = next(self._completed)
-        request = self._futures.pop(future.key)
+        _, request = self._running.pop(future.key)
         try:
             outcome = future.result()
         except KilledWorker as err:

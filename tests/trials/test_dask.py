@@ -164,3 +164,12 @@ def test_a_killed_driver_is_resumed(tmp_path):
     assert sorted(r.trial for r in resumed) == list(range(driver_job.BUDGET))
     by_trial = {r.trial: r.architecture for r in resumed}
     assert [by_trial[k] for k in range(driver_job.BUDGET)] == [r.architecture for r in res.records]
+
+
+def test_a_dying_trial_takes_no_queued_trial_with_it(tmp_path):
+    """One worker, two trials in flight: the second waits in the driver, not on the worker that
+    the first one kills (twice), so it is never lost with it."""
+    res = run_experiment(SPACE, RandomTrials(SPACE, 4), DyingTable(TABLE, 0), tmp_path, 4,
+                         workers=1, window=2, retries=1)  # fmt: skip
+    assert res.records[0].status == "killed" and res.records[0].attempts == 2
+    assert [(r.status, r.attempts) for r in res.records[1:]] == [("ok", 1)] * 3
