@@ -5,8 +5,7 @@ Local (default)
     on 127.0.0.1 only (random ports), with one single-threaded worker PROCESS per core
     (nnabla's CPU kernels are single-threaded, so processes, not threads, use the cores). Its
     scheduler marks a task failed as soon as the worker running it dies (``allowed-failures``
-    0) and hands a worker one task at a time (``worker-saturation`` 1.0, so that a dying worker
-    takes no queued bystander with it): the driver counts the attempts and retries itself.
+    0): the driver counts the attempts and retries itself.
 
 Existing cluster (``scheduler="tcp://HOST:PORT"``)
     Started by the user with ``dask scheduler`` and ``dask worker`` on the machines (see
@@ -28,10 +27,7 @@ __all__ = ["LOCAL_CONFIG", "dask_client", "local_cluster", "worker_count"]
 logger = logging.getLogger(__name__)
 
 #: The Dask settings of the local cluster (see the module docstring).
-LOCAL_CONFIG = {
-    "distributed.scheduler.allowed-failures": 0,
-    "distributed.scheduler.worker-saturation": 1.0,
-}
+LOCAL_CONFIG = {"distributed.scheduler.allowed-failures": 0}
 
 
 def _dask() -> Any:
