@@ -32,9 +32,9 @@ fi
 
 stamp=.venv/.nnabla_nas-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    echo "setup: installing nnabla_nas[dev,nnmeter,mpi,export] into .venv"
+    echo "setup: installing nnabla_nas[dev,nnmeter,mpi,export,trials,tpe] into .venv"
     .venv/bin/python -m pip install -q --upgrade pip
-    .venv/bin/python -m pip install -q -e ".[dev,nnmeter,mpi,export]"
+    .venv/bin/python -m pip install -q -e ".[dev,nnmeter,mpi,export,trials,tpe]"
     # ONNX export: nnabla-converter without its declared TensorFlow stack (never imported).
     .venv/bin/python -m pip install -q --no-deps "nnabla-converter==1.39.0"
     touch "$stamp"

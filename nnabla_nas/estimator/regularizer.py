@@ -28,11 +28,20 @@ import nnabla.functions as F
 from ..module import Module
 from .base import Architecture, Distribution, Estimator
 
-__all__ = ["Regularizer", "apply_regularizers", "build_regularizer"]
+__all__ = ["Regularizer", "apply_regularizers", "build_regularizer", "reward_factor"]
 
 logger = logging.getLogger(__name__)
 
 _LOG_RATIO_FLOOR = 1e-6
+
+
+def reward_factor(value: float, bound: float, weight: float) -> float:
+    """``min(1, bound / value) ** weight``: 1 within the bound, smaller above it (1 when
+    ``value`` is not positive or ``weight`` is 0). The REINFORCE reward factor, and the combined
+    score of multi-trial search (:mod:`nnabla_nas.trials.objective`)."""
+    if value <= 0 or weight == 0.0:
+        return 1.0
+    return min(1.0, bound / value) ** weight
 
 
 class Regularizer:
@@ -85,9 +94,7 @@ class Regularizer:
 
     def reward_factor(self, value: float) -> float:
         """``min(1, bound / value) ** weight`` (1 when ``value`` is not positive)."""
-        if value <= 0 or self.weight == 0.0:
-            return 1.0
-        return min(1.0, self.bound / value) ** self.weight
+        return reward_factor(value, self.bound, self.weight)
 
     def loss(self, loss: nn.Variable, expected: nn.Variable) -> nn.Variable:
         """The regularised loss from ``loss`` and the expected value ``expected`` (scalars)."""

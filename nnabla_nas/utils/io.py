@@ -71,3 +71,25 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:
     """Writes ``obj`` as indented JSON to ``path`` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def append_line(path: str | os.PathLike, line: str) -> None:
+    """Appends ``line`` and a newline to ``path`` as ONE write, then syncs it to disk.
+
+    The file is opened with ``O_APPEND``: concurrent appenders never interleave, and a crash
+    leaves at most a torn last line (no trailing newline), which readers of such logs skip (see
+    :func:`nnabla_nas.trials.journal.read_journal`). ``line`` must not contain a newline.
+    """
+    if "\n" in line:
+        raise ValueError("append_line writes one line: the text contains a newline")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = (line + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        while written < len(data):  # a regular file takes it whole; retry a short write
+            written += os.write(fd, data[written:])
+        os.fsync(fd)
+    finally:
+        os.close(fd)
