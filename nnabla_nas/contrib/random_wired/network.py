@@ -116,4 +116,7 @@ class Stage(Module):
         ends = [outs[v] for v in self._outputs]
         if len(ends) == 1:
             return ends[0]
-        return F.mul_scalar(F.add_n(*ends), 1.0 / len(ends))
+        total = ends[0]
+        for end in ends[1:]:  # Add2 rather than AddN: ONNX can express it (nnabla-nas export)
+            total = F.add2(total, end)
+        return F.mul_scalar(total, 1.0 / len(ends))
