@@ -53,12 +53,12 @@ from .nnmeter import (
     DEFAULT_FUSION_RULES,
     FUSION_RULES,
     PREDICTOR_META,
-    _quiet,
     import_nn_meter,
     kernel_features,
     kernel_name,
     to_nnmeter_ir,
 )
+from .nnmeter._runtime import _quiet
 
 __all__ = [
     "META_FORMAT",
