@@ -42,6 +42,7 @@ __all__ = [
     "prepare_output",
     "read_experiment",
     "resolve",
+    "resolve_config",
     "resume_command",
     "run",
     "set_context",
@@ -252,6 +253,30 @@ def set_context(cfg: ExperimentConfig, device_id: int | None = None) -> None:
     nn.set_default_context(ctx)
 
 
+def resolve_config(cfg: ExperimentConfig, options: Any) -> dict[str, Any]:
+    """The resolved configuration (``config.json``): every key with its value, defaults
+    included, and the algorithm's options."""
+    resolved = cfg.to_dict()
+    resolved["searcher"] = dataclasses.asdict(options)
+    return resolved
+
+
+def _resolved_saved(saved: Path, raw: dict[str, Any], algo: Any) -> dict[str, Any]:
+    """A run's saved ``config.json`` (``raw``, read strictly by
+    :func:`~nnabla_nas.cli.output.read_saved_config`) resolved by this version: keys added
+    since the run started take their defaults (which is what the run computed with), so they
+    are no difference."""
+    from ..config import ExperimentConfig, parse_dataclass
+
+    try:
+        cfg = ExperimentConfig.from_dict(raw)
+        options = parse_dataclass(algo.Config, cfg.searcher, "searcher")
+    except ConfigError as err:
+        raise ConfigError(f"{saved} no longer parses ({err}); the run cannot be resumed by this "
+                          "version", key="--resume") from None  # fmt: skip
+    return resolve_config(cfg, options)
+
+
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses ``argv``, runs the experiment and returns its results (raises on errors). The
     output folder is locked while the run goes (:mod:`nnabla_nas.utils.lock`)."""
@@ -292,12 +317,12 @@ def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, An
         raise ConfigError(f"{algo_name} trains a fixed network; drop --search or pick a searcher",
                           key="--search")  # fmt: skip
     options = parse_dataclass(algo.Config, cfg.searcher, "searcher")
-    resolved = cfg.to_dict()
-    resolved["searcher"] = dataclasses.asdict(options)
+    resolved = resolve_config(cfg, options)
     if source is not None:
         from ..resume import check_resume_config
 
-        changed = check_resume_config(source[1], resolved, str(saved))
+        changed = check_resume_config(_resolved_saved(saved, source[1], algo), resolved,
+                                      str(saved))  # fmt: skip
     genotype = load_network_genotype(cfg)
     if algo.search and genotype is not None:
         raise GenotypeError(
