@@ -195,3 +195,15 @@ def test_log_lines_and_event_threads_failing_on_a_full_disk_print_no_traceback(
     other.start()
     other.join()
     assert len(printed) == 1 and isinstance(printed[0].exc_value, OSError)
+
+
+def test_an_output_folder_deleted_mid_run_is_reported(tmp_path, data_dir, monkeypatch, capsys):
+    import shutil
+
+    out = tmp_path / "run"
+    _after_first_checkpoint(monkeypatch, lambda: shutil.rmtree(out))
+    code = main(_args(tmp_path, data_dir, out))
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert f"the output folder {out} was deleted or moved while the run was going" in err
+    assert "Traceback" not in err
