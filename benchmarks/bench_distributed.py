@@ -112,9 +112,12 @@ def worker(name: str, steps: int | None, output: str) -> None:
 
 
 def launch(name: str, procs: int, steps: int | None) -> dict:
-    """Runs the worker under ``mpirun -n procs``; returns rank 0's figures."""
-    mpirun = Path(sys.executable).parent / "mpirun"
-    exe = str(mpirun) if mpirun.exists() else shutil.which("mpirun") or "mpirun"
+    """Runs the worker under ``mpirun -n procs``; returns rank 0's figures. MPICH's
+    ``mpiexec.gforker`` is preferred: on one machine it listens on no socket
+    (docs/distributed.rst)."""
+    here = Path(sys.executable).parent
+    found = next((here / n for n in ("mpiexec.gforker", "mpirun") if (here / n).exists()), None)
+    exe = str(found) if found is not None else shutil.which("mpirun") or "mpirun"
     output = tempfile.mkdtemp(prefix=f"bench_distributed_{name}_{procs}_")
     cmd = [exe, "-n", str(procs), sys.executable, __file__, "--worker", name, "-o", output]
     if steps is not None:

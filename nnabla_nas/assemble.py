@@ -121,13 +121,22 @@ def build_data(
     )  # fmt: skip
 
 
-def loop_options(cfg: ExperimentConfig) -> LoopOptions:
-    """The loop's options of an experiment."""
+def loop_options(cfg: ExperimentConfig, processes: int = 1) -> LoopOptions:
+    """The loop's options of an experiment run by ``processes`` data-parallel processes (the
+    mini-batches are each process's: :func:`~nnabla_nas.distributed.process_mini_batch`)."""
+    from .distributed import process_mini_batch
+
+    mini = {}
+    for part in ("train", "valid"):
+        batch, given = getattr(cfg, f"batch_size_{part}"), getattr(cfg, f"mini_batch_{part}")
+        if processes > 1 and given is not None and batch % processes == 0:
+            given = process_mini_batch(batch, given, processes)
+        mini[part] = given
     return LoopOptions(
         epochs=cfg.epoch,
         warmup=cfg.warmup,
-        mini_batch_train=cfg.mini_batch_train,
-        mini_batch_valid=cfg.mini_batch_valid,
+        mini_batch_train=mini["train"],
+        mini_batch_valid=mini["valid"],
         print_frequency=cfg.print_frequency,
         checkpoint_every=cfg.checkpoint_every,
         aux_weight=cfg.aux_weight,
@@ -151,7 +160,7 @@ def build_algorithm(
         data,
         output,
         options=options,
-        loop=loop_options(cfg),
+        loop=loop_options(cfg, comm.size if comm is not None else 1),
         optimizers=cfg.optimizer,
         regularizers=regularizers,
         seed=cfg.seed,

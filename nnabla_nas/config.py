@@ -9,6 +9,8 @@ what was expected, before any work starts. Components receive typed objects, nev
 from __future__ import annotations
 
 import dataclasses
+import math
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -23,7 +25,7 @@ from .optimizer import (
     parse_scheduler,
     parse_solver,
 )
-from .parsing import GivenFields, parse_dataclass, parse_value, to_dict
+from .parsing import GivenFields, check_range, parse_dataclass, parse_value, to_dict
 
 __all__ = [
     "AddLinearParams",
@@ -44,6 +46,22 @@ __all__ = [
 
 # The optimizer sections are defined next to the optimizer (nnabla_nas.optimizer.section) and
 # exposed here with the rest of the experiment file.
+
+#: The largest seed: numpy's generators (``RandomState``) take 32-bit seeds.
+MAX_SEED = 2**32 - 1
+
+
+def physical_memory() -> int:
+    """The machine's memory in bytes (the bound of the sizes of an experiment)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE")) * int(os.sysconf("SC_PHYS_PAGES"))
+    except (ValueError, OSError, AttributeError):  # not POSIX: no bound worth computing
+        return 1 << 50
+
+
+def _gigabytes(num_bytes: float) -> str:
+    return f"{num_bytes / 1e9:.3g} GB"
+
 
 # ---------------------------------------------------------------------------------------------
 # Sections
@@ -132,10 +150,9 @@ class RegularizerConfig:
 
         self.name = ESTIMATORS.canonical(self.name, key="name")
         cls = ESTIMATORS.get(self.name)
-        if not self.bound > 0:
+        if not (math.isfinite(self.bound) and self.bound > 0):
             raise ConfigError(f"must be > 0 (the budget, in {cls.unit}), got {self.bound}", "bound")
-        if self.weight < 0:
-            raise ConfigError(f"must be >= 0, got {self.weight}", key="weight")
+        check_range(self.weight, "weight", low=0)
         loss = self.grad_reg_loss_type
         if loss not in REGULARIZER_LOSSES:
             raise ConfigError(
@@ -152,8 +169,8 @@ class RegularizerConfig:
                 f"expected the parameters of {loss} ({params_cls.__name__}), got {params!r}",
                 key="grad_reg_loss_params",
             )
-        if self.ref_latency is not None and not self.ref_latency > 0:
-            raise ConfigError(f"must be > 0, got {self.ref_latency}", key="ref_latency")
+        if self.ref_latency is not None:
+            check_range(self.ref_latency, "ref_latency", low=0, low_open=True)
         ref = self.ref_latency if self.ref_latency is not None else self.bound
         if loss == "mul#log" and not ref > 1:
             raise ConfigError(
@@ -164,6 +181,12 @@ class RegularizerConfig:
             raise ConfigError(f"must be >= 1, got {self.batch_size}", key="batch_size")
         if self.lookup_table is not None and not cls.accepts_lookup_table:
             raise ConfigError(f"{self.name} does not use a lookup table", key="lookup_table")
+        if self.lookup_table is not None:
+            from .utils.io import check_writable_folder
+
+            # The estimator adds its new measurements to the table: refused now, not after the
+            # first epoch.
+            check_writable_folder(self.lookup_table, "lookup_table", "the latency lookup table")
         if not dataclasses.is_dataclass(self.options):
             self.options = parse_dataclass(cls.Options, self.options, "options")
 
@@ -258,6 +281,15 @@ class ExperimentConfig:
                 raise ConfigError(f"must be >= 0, got {getattr(self, name)}", key=name)
         if self.epoch + self.warmup <= 0:
             raise ConfigError("epoch + warmup must be at least 1", key="epoch")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(
+                f"must be in [0, {MAX_SEED}] (numpy's generators take 32-bit seeds), got "
+                f"{self.seed}",
+                key="seed",
+            )
+        check_range(self.aux_weight, "aux_weight", low=0)
+        if self.device_id is not None and self.device_id < 0:
+            raise ConfigError(f"must be >= 0, got {self.device_id}", key="device_id")
         if self.print_frequency <= 0:
             raise ConfigError(f"must be >= 1, got {self.print_frequency}", key="print_frequency")
         if self.checkpoint_every < 0:
@@ -273,6 +305,7 @@ class ExperimentConfig:
             if getattr(self, f"mini_batch_{part}") is None:
                 setattr(self, f"mini_batch_{part}", batch)
             check_accumulation(batch, getattr(self, f"mini_batch_{part}"), f"mini_batch_{part}")
+        self._check_sizes(physical_memory())
         for name in ("train_portion", "valid_portion"):
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
@@ -287,6 +320,31 @@ class ExperimentConfig:
             )
         if self.context not in (None, "cpu", "cudnn"):
             raise ConfigError(f"expected 'cpu' or 'cudnn', got {self.context!r}", "context")
+
+    def _check_sizes(self, memory: int) -> None:
+        """Refuses sizes that cannot fit in ``memory`` bytes, before anything is allocated: a
+        batch of float32 inputs, and the float32 outputs of one mini-batch."""
+        c, h, w = self.input_shape
+        for part in ("train", "valid"):
+            batch = getattr(self, f"batch_size_{part}")
+            need = 4 * batch * c * h * w
+            if need > memory:
+                raise ConfigError(
+                    f"a batch of {batch} inputs of shape {self.input_shape} takes "
+                    f"{_gigabytes(need)} as float32, more than this machine's memory "
+                    f"({_gigabytes(memory)}): lower it",
+                    key=f"batch_size_{part}",
+                )
+        mini = max(self.mini_batch_train or 1, self.mini_batch_valid or 1)
+        for name in ("num_classes", "n_classes"):
+            classes = getattr(self.network.space, name, None)
+            if isinstance(classes, int) and 4 * mini * classes > memory:
+                raise ConfigError(
+                    f"{classes} classes make outputs of {_gigabytes(4 * mini * classes)} per "
+                    f"mini-batch of {mini}, more than this machine's memory "
+                    f"({_gigabytes(memory)}): lower it",
+                    key=f"network.{name}",
+                )
 
     @classmethod
     def from_dict(cls, data: Any) -> ExperimentConfig:

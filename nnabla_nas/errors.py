@@ -32,6 +32,11 @@ class GenotypeError(ConfigError):
     """A genotype file is missing, unreadable, or belongs to another search space."""
 
 
+class DataError(NnasError):
+    """A data file listed by the dataset could not be decoded while running (the message
+    names it; the files written before are intact)."""
+
+
 class NonFiniteError(NnasError):
     """A loss (or a parameter) became NaN or Inf; nothing was written after the last good step."""
 

@@ -33,7 +33,7 @@ import h5py
 import numpy as np
 
 from .errors import GenotypeError
-from .utils.io import atomic_path
+from .utils.io import atomic_h5
 
 __all__ = ["FORMAT", "Genotype", "load_genotype", "save_genotype"]
 
@@ -94,7 +94,7 @@ def save_genotype(
         genotype = Genotype(genotype.space, genotype.choices, genotype.logits, {**genotype.extra})
         genotype.extra.update(extra)
     path = Path(path)
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    with atomic_h5(path) as f:  # built in memory: a full disk cannot crash HDF5
         # Same layout as nnabla.utils.get_file_handle._h5_parameter_file_saver.
         for i, (key, value) in enumerate(genotype.logits.items()):
             f[key] = np.asarray(value)

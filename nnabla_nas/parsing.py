@@ -22,12 +22,20 @@ Conventions understood by :func:`parse_dataclass`:
 - a ConfigError raised by the constructor (``__post_init__``) or by a ``check()`` method with a
   relative ``key`` is re-raised with the full path;
 - :class:`GivenFields`: a dataclass that remembers which fields were given, written back alone.
+
+Numbers are finite: ``NaN`` and ``Infinity`` are refused as values of a ``float`` field, and
+:func:`load_json` (the one reader of JSON text) refuses them as literals, refuses duplicate keys
+(JSON would silently keep the last) and nesting deeper than :data:`MAX_JSON_DEPTH`.
+:func:`check_range` is the range check of a number (the valid interval in the message).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
+import math
+import re
 import types
 import typing
 from typing import Any, Union
@@ -35,9 +43,12 @@ from typing import Any, Union
 from .errors import ConfigError
 
 __all__ = [
+    "MAX_JSON_DEPTH",
     "GivenFields",
+    "check_range",
     "describe",
     "json_key",
+    "load_json",
     "parse_dataclass",
     "parse_value",
     "to_dict",
@@ -124,7 +135,13 @@ def parse_value(tp: Any, value: Any, path: str) -> Any:
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"expected a number, got {value!r}", key=path)
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            number = math.inf
+        if not math.isfinite(number):
+            raise ConfigError(f"expected a finite number, got {value!r}", key=path)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"expected a string, got {value!r}", key=path)
@@ -231,3 +248,111 @@ class GivenFields:
             for f in dataclasses.fields(self)  # type: ignore[arg-type]
             if f.name in self.given
         }
+
+
+# ---------------------------------------------------------------------------------------------
+# Ranges and JSON text
+# ---------------------------------------------------------------------------------------------
+
+
+def check_range(
+    value: float,
+    key: str | None,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> None:
+    """Refuses a number that is not finite or lies outside ``[low, high]`` (``low_open``,
+    ``high_open``: the bound itself excluded; None: no bound on that side).
+
+    Raises:
+        ConfigError: at ``key``, giving the interval (``must be in [0, 1), got 1.5``).
+    """
+    number = float(value)
+    below = low is not None and (number <= low if low_open else number < low)
+    above = high is not None and (number >= high if high_open else number > high)
+    if math.isfinite(number) and not below and not above:
+        return
+    if low is not None and high is not None:
+        interval = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    elif low is not None:
+        interval = f"{'>' if low_open else '>='} {low:g}"
+    elif high is not None:
+        interval = f"{'<' if high_open else '<='} {high:g}"
+    else:
+        interval = "a finite number"
+    raise ConfigError(f"must be {interval}, got {value!r}", key=key)
+
+
+#: The deepest nesting of arrays and objects :func:`load_json` reads (an experiment file nests
+#: five levels; Python's own reader would fail with a RecursionError near a thousand).
+MAX_JSON_DEPTH = 64
+
+_STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of ``[``/``{`` in the JSON text (brackets inside strings ignored)."""
+    if text.count("[") + text.count("{") <= 1:
+        return int("[" in text or "{" in text)
+    depth = deepest = 0
+    for char in re.sub(r"[^\[\]{}]", "", _STRINGS.sub('""', text)):
+        if char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
+
+
+def load_json(text: str, source: str, key: str | None = None) -> Any:
+    """Reads JSON text strictly: the one reader of the experiment file and ``--set`` values.
+
+    Beyond :func:`json.loads`: a key given twice in one object, the literals ``NaN``,
+    ``Infinity`` and ``-Infinity`` (and numbers such as ``1e400`` that overflow to them), and
+    nesting deeper than :data:`MAX_JSON_DEPTH` are refused.
+
+    Args:
+        text: the JSON text.
+        source: what the text is (a file's path, ``--set epoch=3``), for messages.
+        key: the key of the errors (``-f``, ``--set``).
+
+    Raises:
+        json.JSONDecodeError: the text is not JSON (the caller knows whether that is an error).
+        ConfigError: at ``key``, a duplicate key, a non-finite literal or too deep a nesting.
+    """
+    depth = json_depth(text)
+    if depth > MAX_JSON_DEPTH:
+        raise ConfigError(
+            f"{source} nests arrays/objects {depth} levels deep; at most {MAX_JSON_DEPTH} are "
+            "read (an experiment file needs about five)",
+            key=key,
+        )
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, value in items:
+            if name in out:
+                raise ConfigError(
+                    f"{source} gives the key {name!r} twice in one object (JSON would keep the "
+                    "last silently): remove one",
+                    key=key,
+                )
+            out[name] = value
+        return out
+
+    def constant(name: str) -> Any:
+        raise ConfigError(
+            f"{source} holds {name}, which is not a number (JSON has no NaN or Infinity): "
+            "give a finite value",
+            key=key,
+        )
+
+    def number(literal: str) -> float:
+        value = float(literal)
+        if not math.isfinite(value):
+            raise ConfigError(f"{source} holds {literal}, beyond the range of a number", key=key)
+        return value
+
+    return json.loads(text, object_pairs_hook=pairs, parse_constant=constant, parse_float=number)

@@ -562,7 +562,19 @@ def test_check_accumulation_counts():
     assert check_accumulation(64, 16, "k") == 4
     with pytest.raises(ConfigError) as err:
         check_accumulation(12, 5, "mini_batch_valid")
-    assert "1, 2, 3, 4, 6, 12" in str(err.value)
+    assert "e.g. 4 divides it" in str(err.value) and "multiple of 5 (10 or 15)" in str(err.value)
+
+
+def test_check_accumulation_never_enumerates_the_divisors():
+    # 10**18 + 1 = 101 x 9901 x 999999000001: the divisors used to be listed one by one (10**8
+    # took 13 s; this would never end). The suggestion is found within a bounded search.
+    with pytest.raises(ConfigError) as err:
+        check_accumulation(10**18 + 1, 2, "mini_batch_train")
+    assert "e.g. 1 divides it" in str(err.value)
+    assert f"({10**18} or {10**18 + 2})" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        check_accumulation(10**12 + 2, 4, "mini_batch_train")
+    assert "e.g. 3 divides it" in str(err.value)  # (the largest divisor <= 4)
 
 
 # --------------------------------------------------------------------------------------------

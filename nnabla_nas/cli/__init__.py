@@ -11,20 +11,65 @@ checkpoint (``--resume`` continues the run; see ``docs/resume.rst``).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
-import shlex
-import shutil
+import re
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
-from ..config import ExperimentConfig, parse_dataclass
 from ..errors import ConfigError, GenotypeError, Interrupted, NnasError, OutputError
+from ..parsing import load_json
 from ..utils.io import atomic_write_json
+from .output import (
+    RUN_FILES,
+    check_output_arg,
+    prepare_output,
+    resume_command,
+    resume_source,
+)
+
+if TYPE_CHECKING:
+    from ..config import ExperimentConfig
+
+__all__ = [
+    "RUN_FILES",
+    "apply_override",
+    "build_parser",
+    "main",
+    "prepare_output",
+    "read_experiment",
+    "resolve",
+    "resolve_config",
+    "resume_command",
+    "run",
+    "set_context",
+]
 
 logger = logging.getLogger("nnabla_nas")
+
+
+class _NnablaStartup(logging.Filter):
+    """Drops nnabla's start-up lines ("Initializing CPU extension...", one per extension
+    loaded): a refused command prints one line, its error."""
+
+    _LINE = re.compile(r"^Initializing \S+ extension\.\.\.$")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self._LINE.match(str(record.msg))
+
+
+def quiet_nnabla_startup() -> None:
+    """Silences nnabla's start-up lines for this process. Called when the command line is
+    imported, before anything imports nnabla (this module imports it lazily)."""
+    nnabla_logger = logging.getLogger("nnabla")
+    if not any(isinstance(f, _NnablaStartup) for f in nnabla_logger.filters):
+        nnabla_logger.addFilter(_NnablaStartup())
+
+
+quiet_nnabla_startup()
 
 
 class _ArgumentParser(argparse.ArgumentParser):
@@ -108,12 +153,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def read_experiment(path: str) -> dict[str, Any]:
-    """Reads the experiment file; a missing or malformed file is a ConfigError naming it."""
+    """Reads the experiment file strictly (:func:`~nnabla_nas.parsing.load_json`: no duplicate
+    key, no NaN or Infinity, a bounded nesting); a missing or malformed file is a ConfigError
+    naming it."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"experiment file not found: {path}", key="-f")
     try:
-        data = json.loads(p.read_text())
+        data = load_json(p.read_text(), path, key="-f")
     except (OSError, UnicodeDecodeError) as err:
         raise ConfigError(f"cannot read experiment file {path}: {err}", key="-f") from None
     except json.JSONDecodeError as err:
@@ -126,16 +173,29 @@ def read_experiment(path: str) -> dict[str, Any]:
     return data
 
 
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_#-]*$")
+
+
 def apply_override(data: dict[str, Any], assignment: str) -> None:
-    """Applies one ``--set key.path=value`` (value parsed as JSON, else taken as a string)."""
+    """Applies one ``--set key.path=value`` (value parsed as JSON, else taken as a string).
+
+    Every key of the path is a name (letters, digits, ``_``, ``-``, ``#``): an empty part
+    (``.epoch..``) or a stray character is refused, not dropped.
+    """
     if "=" not in assignment:
         raise ConfigError(f"expected KEY.PATH=VALUE, got {assignment!r}", key="--set")
     path, text = assignment.split("=", 1)
-    keys = [k for k in path.strip().split(".") if k]
-    if not keys:
-        raise ConfigError(f"empty key in {assignment!r}", key="--set")
+    keys = path.split(".")
+    bad = next((k for k in keys if not _KEY.match(k)), None)
+    if bad is not None:
+        what = "an empty key" if not bad else f"the key {bad!r}"
+        raise ConfigError(
+            f"{path!r} has {what}: give KEY.PATH as names joined by dots (e.g. "
+            "optimizer.train.solver.lr=0.1)",
+            key="--set",
+        )
     try:
-        value = json.loads(text)
+        value = load_json(text, f"--set {assignment}", key="--set")
     except json.JSONDecodeError:
         value = text
     node = data
@@ -149,8 +209,11 @@ def apply_override(data: dict[str, Any], assignment: str) -> None:
     node[keys[-1]] = value
 
 
-def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """The raw experiment dict with overrides applied (command line wins), and the algorithm."""
+def resolve(
+    args: argparse.Namespace, default_algorithm: str | None = None
+) -> tuple[dict[str, Any], str]:
+    """The raw experiment dict with overrides applied (command line wins), and the algorithm
+    (``-a``, else the file's, else ``default_algorithm``: a resumed run's)."""
     data = read_experiment(args.file)
     for assignment in args.set:
         apply_override(data, assignment)
@@ -160,7 +223,7 @@ def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         value = getattr(args, flag)
         if value is not None:
             data[key] = value
-    algorithm = args.algorithm or data.get("algorithm")
+    algorithm = args.algorithm or data.get("algorithm") or default_algorithm
     if algorithm is None:
         raise ConfigError("no algorithm given: pass -a ALGORITHM or set 'algorithm' in the file",
                           key="-a")  # fmt: skip
@@ -190,73 +253,6 @@ def set_context(cfg: ExperimentConfig, device_id: int | None = None) -> None:
     nn.set_default_context(ctx)
 
 
-#: What a run leaves in its output folder: a fresh run refuses a folder holding any of them.
-RUN_FILES = ("config.json", "log.txt", "checkpoint", "tensorboard", "results.json", "weights.h5",
-             "arch.h5")  # fmt: skip
-
-
-def prepare_output(output: Path, overwrite: bool, resume: bool = False) -> None:
-    """Creates the output folder and checks that it is writable.
-
-    A fresh run refuses a folder holding a previous run (any of :data:`RUN_FILES`) unless
-    ``overwrite``, which removes the previous run's ``checkpoint/``, ``tensorboard/`` and
-    ``log.txt`` (its other files are replaced as the new run writes them). ``resume`` keeps
-    everything.
-    """
-    if output.exists() and not output.is_dir():
-        raise ConfigError(f"{output} exists and is not a folder", key="-o")
-    previous = [name for name in RUN_FILES if (output / name).exists()]
-    if previous and not (overwrite or resume):
-        raise ConfigError(
-            f"{output} holds a previous run ({', '.join(previous)}); continue it with --resume, "
-            "choose another -o, or pass --overwrite to start afresh",
-            key="-o",
-        )
-    try:
-        if previous and overwrite:
-            for name in ("checkpoint", "tensorboard", "log.txt"):
-                path = output / name
-                if path.is_dir():
-                    shutil.rmtree(path)
-                elif path.exists():
-                    path.unlink()
-        output.mkdir(parents=True, exist_ok=True)
-        probe = output / ".write-test"
-        probe.write_text("")
-        probe.unlink()
-        (output / "checkpoint").mkdir(exist_ok=True)
-    except OSError as err:
-        raise ConfigError(f"cannot write to output folder {output}: {err}", key="-o") from None
-
-
-def resume_command(output: str | Path) -> str:
-    """The command that resumes the run in ``output`` (shown when a run stops early)."""
-    prog = sys.argv[0] if sys.argv and sys.argv[0].endswith("main.py") else None
-    start = f"python {shlex.quote(prog)}" if prog else "nnabla-nas"
-    return f"{start} --resume -o {shlex.quote(str(output))}"
-
-
-def _resume_source(args: argparse.Namespace) -> Path | None:
-    """With ``--resume``: the run's saved configuration (also the default ``-f``)."""
-    if not args.resume:
-        if args.file is None:
-            raise ConfigError("the experiment file is required (except with --resume)", key="-f")
-        return None
-    if args.overwrite:
-        raise ConfigError("--resume continues the run in -o, --overwrite starts afresh: give "
-                          "one of them", key="--resume")  # fmt: skip
-    saved = Path(args.output) / "config.json"
-    if not saved.is_file():
-        raise ConfigError(
-            f"nothing to resume in {args.output}: no config.json (a run writes it when it "
-            "starts); run without --resume",
-            key="--resume",
-        )
-    if args.file is None:
-        args.file = str(saved)
-    return saved
-
-
 def resolve_config(cfg: ExperimentConfig, options: Any) -> dict[str, Any]:
     """The resolved configuration (``config.json``): every key with its value, defaults
     included, and the algorithm's options."""
@@ -265,10 +261,13 @@ def resolve_config(cfg: ExperimentConfig, options: Any) -> dict[str, Any]:
     return resolved
 
 
-def _resolved_saved(saved: Path, algo: Any) -> dict[str, Any]:
-    """A run's saved ``config.json`` resolved by this version: keys added since the run started
-    take their defaults (which is what the run computed with), so they are no difference."""
-    raw = read_experiment(str(saved))
+def _resolved_saved(saved: Path, raw: dict[str, Any], algo: Any) -> dict[str, Any]:
+    """A run's saved ``config.json`` (``raw``, read strictly by
+    :func:`~nnabla_nas.cli.output.read_saved_config`) resolved by this version: keys added
+    since the run started take their defaults (which is what the run computed with), so they
+    are no difference."""
+    from ..config import ExperimentConfig, parse_dataclass
+
     try:
         cfg = ExperimentConfig.from_dict(raw)
         options = parse_dataclass(algo.Config, cfg.searcher, "searcher")
@@ -279,7 +278,13 @@ def _resolved_saved(saved: Path, algo: Any) -> dict[str, Any]:
 
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Parses ``argv``, runs the experiment and returns its results (raises on errors)."""
+    """Parses ``argv``, runs the experiment and returns its results (raises on errors). The
+    output folder is locked while the run goes (:mod:`nnabla_nas.utils.lock`)."""
+    with contextlib.ExitStack() as held:
+        return _run(argv, held)
+
+
+def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, Any]:
     import numpy as np
 
     from ..assemble import (
@@ -290,14 +295,17 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         load_data,
         load_network_genotype,
     )
+    from ..config import ExperimentConfig, parse_dataclass, physical_memory
     from ..distributed import make_communicator
     from ..runner import ALGORITHMS
     from ..runner.monitor import setup_logging
 
     setup_logging(None)
     args = build_parser().parse_args(argv)
-    saved = _resume_source(args)
-    raw, algorithm = resolve(args)
+    output = check_output_arg(args.output)
+    source = resume_source(args)
+    saved = source[0] if source is not None else None
+    raw, algorithm = resolve(args, source[1]["algorithm"] if source is not None else None)
     algo_name = ALGORITHMS.canonical(algorithm, key="-a")
     algo = ALGORITHMS.get(algo_name)
     raw["algorithm"] = algo_name
@@ -310,10 +318,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                           key="--search")  # fmt: skip
     options = parse_dataclass(algo.Config, cfg.searcher, "searcher")
     resolved = resolve_config(cfg, options)
-    if saved is not None:
+    if source is not None:
         from ..resume import check_resume_config
 
-        changed = check_resume_config(_resolved_saved(saved, algo), resolved, str(saved))
+        changed = check_resume_config(_resolved_saved(saved, source[1], algo), resolved,
+                                      str(saved))  # fmt: skip
     genotype = load_network_genotype(cfg)
     if algo.search and genotype is not None:
         raise GenotypeError(
@@ -327,7 +336,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
 
     nn.random.seed(cfg.seed)
     nn.clear_parameters()
-    model = build_model(cfg, genotype, rng=np.random.RandomState(cfg.seed))
+    try:
+        model = build_model(cfg, genotype, rng=np.random.RandomState(cfg.seed))
+    except MemoryError:
+        raise ConfigError(
+            f"the {cfg.network.search_space} network does not fit in this machine's memory "
+            f"({physical_memory() / 1e9:.3g} GB): lower its sizes (classes, channels, widths, "
+            "cells)",
+            key="network",
+        ) from None
     if not algo.search and model.choices():
         raise ConfigError(
             f"{algo_name} trains a fixed network but this {cfg.network.search_space} network has "
@@ -352,11 +369,12 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )  # fmt: skip
     regularizers = build_regularizers(cfg)
     data = build_data(cfg, splits, search=algo.search, num_shards=comm.size, shard=comm.rank)
-    output = Path(args.output)
     failure = None
     if comm.is_main:  # rank 0 alone touches the output folder
         try:
-            prepare_output(output, args.overwrite, resume=saved is not None)
+            if saved is not None:  # (reading only: a refused resume leaves the folder as it was)
+                _check_resumable(output, algo_name, len(data.train), cfg)
+            held.enter_context(prepare_output(output, args.overwrite, resume=saved is not None))
         except ConfigError as err:
             failure = err
     if comm.size > 1:  # the other ranks learn rank 0's verdict
@@ -382,6 +400,15 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     results = runner.run()
     logger.info("done: outputs in %s", output)
     return results
+
+
+def _check_resumable(output: Path, algorithm: str, steps: int, cfg: ExperimentConfig) -> None:
+    """The checkpoint of a resumed run read and checked before anything is written."""
+    from ..runner.snapshots import check_resumable
+    from ..utils.lock import check_unlocked
+
+    check_unlocked(output)  # (a run going on writes its checkpoints meanwhile)
+    check_resumable(output, algorithm, steps, cfg.warmup, cfg.epoch)
 
 
 def _failed(code: int, message: str | None, collective: bool) -> int:

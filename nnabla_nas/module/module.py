@@ -28,7 +28,7 @@ import numpy as np
 
 from nnabla_nas.errors import ConfigError
 from nnabla_nas.module.parameter import Parameter
-from nnabla_nas.utils.io import atomic_path
+from nnabla_nas.utils.io import atomic_h5
 
 logger = logging.getLogger(__name__)
 
@@ -243,7 +243,7 @@ class Module:
         """
         if params is None:
             params = self.get_parameters(grad_only=grad_only)
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as hd:
+        with atomic_h5(path) as hd:  # built in memory: a full disk cannot crash HDF5
             for index, (key, var) in enumerate(params.items()):
                 hd[key] = _as_array(var)
                 hd[key].attrs["need_grad"] = bool(getattr(var, "need_grad", False))

@@ -34,10 +34,16 @@ def check_accumulation(batch: int, mini: int, key: str) -> int:
     if not isinstance(batch, int) or isinstance(batch, bool) or batch <= 0:
         raise ConfigError(f"the batch size must be a positive integer, got {batch!r}", key)
     if mini > batch or batch % mini:
-        divisors = [d for d in range(1, batch + 1) if batch % d == 0]
-        shown = ", ".join(map(str, divisors[:12])) + (", ..." if len(divisors) > 12 else "")
+        # A bounded search (whatever the sizes: the divisors are never enumerated).
+        top = min(mini, batch)
+        near = next((d for d in range(top, max(top - 1000, 0), -1) if batch % d == 0), None)
+        near = near or math.gcd(batch, mini)
+        below = batch - batch % mini
+        multiples = f"{below} or {below + mini}" if below else f"{mini}"
         raise ConfigError(
-            f"the mini-batch ({mini}) must divide the batch size ({batch}); valid: {shown}", key
+            f"the mini-batch ({mini}) must divide the batch size ({batch}); e.g. {near} "
+            f"divides it, or make the batch size a multiple of {mini} ({multiples})",
+            key,
         )
     return batch // mini
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..errors import ConfigError
-from ..parsing import GivenFields
+from ..parsing import GivenFields, check_range
 from ..registry import Registry
 
 __all__ = [
@@ -141,8 +141,7 @@ class Scheduler:
 
 
 def _positive(value: float, key: str) -> None:
-    if not value > 0:
-        raise ConfigError(f"must be > 0, got {value}", key=key)
+    check_range(value, key, low=0, low_open=True)
 
 
 @dataclass(kw_only=True)
@@ -164,10 +163,14 @@ class ConstantScheduler(Scheduler):
 
 @dataclass(kw_only=True)
 class CosineSchedulerConfig(SchedulerConfig):
-    """``cosine``: ``eta_min``, the final learning rate (0.0)."""
+    """``cosine``: ``eta_min``, the final learning rate (>= 0; 0.0)."""
 
     name: ClassVar[str] = "cosine"
     eta_min: float = 0.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_range(self.eta_min, "eta_min", low=0)
 
 
 @LR_SCHEDULERS.register("cosine", "CosineScheduler")
@@ -293,7 +296,7 @@ class ExponentialScheduler(Scheduler):
 
 @dataclass(kw_only=True)
 class PolynomialSchedulerConfig(SchedulerConfig):
-    """``polynomial``: ``power`` (> 0; 1.0) and ``eta_min`` (0.0)."""
+    """``polynomial``: ``power`` (> 0; 1.0) and ``eta_min`` (>= 0; 0.0)."""
 
     name: ClassVar[str] = "polynomial"
     power: float = 1.0
@@ -302,6 +305,7 @@ class PolynomialSchedulerConfig(SchedulerConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         _positive(self.power, "power")
+        check_range(self.eta_min, "eta_min", low=0)
 
 
 @LR_SCHEDULERS.register("polynomial", "PolynomialScheduler", "poly")

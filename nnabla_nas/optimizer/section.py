@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import ConfigError
-from ..parsing import parse_dataclass
+from ..parsing import check_range, parse_dataclass
 from .schedulers import LR_SCHEDULERS, SchedulerConfig
 from .solvers import SOLVERS, SolverConfig, solver_config
 
@@ -86,8 +86,8 @@ class OptimizerConfig:
     Attributes:
         solver: the solver and its arguments (a ``{"name": ..., ...}`` object is parsed with
             :func:`parse_solver`, in Python as from JSON).
-        grad_clip: the global gradient norm clipped to (> 0), or None.
-        weight_decay: L2 weight decay (>= 0), or None; not with the solver's own ``wd``.
+        grad_clip: the global gradient norm clipped to (finite, > 0), or None.
+        weight_decay: L2 weight decay (finite, >= 0), or None; not with the solver's own ``wd``.
         lr_scheduler: the schedule (an object is parsed with :func:`parse_scheduler`), or
             None: the phase's default (cosine for the weights, constant for the architecture).
 
@@ -107,10 +107,10 @@ class OptimizerConfig:
             self.lr_scheduler = parse_scheduler(dict(self.lr_scheduler))
         if not isinstance(self.solver, SolverConfig):
             raise ConfigError(f"expected a solver section, got {self.solver!r}", key="solver")
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ConfigError(f"must be > 0 (or omitted), got {self.grad_clip}", key="grad_clip")
-        if self.weight_decay is not None and not self.weight_decay >= 0:
-            raise ConfigError(f"must be >= 0, got {self.weight_decay}", key="weight_decay")
+        if self.grad_clip is not None:
+            check_range(self.grad_clip, "grad_clip", low=0, low_open=True)
+        if self.weight_decay is not None:
+            check_range(self.weight_decay, "weight_decay", low=0)
         if self.weight_decay is not None and "wd" in self.solver.given:
             raise ConfigError(
                 "give either weight_decay or the solver's own wd, not both", key="weight_decay"

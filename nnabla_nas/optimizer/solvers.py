@@ -5,7 +5,9 @@ one a dataclass of its arguments is generated from the solver's signature (same 
 defaults as nnabla's): ``MomentumConfig(lr=0.001, momentum=0.9)``, ``AdamConfig(alpha=0.001,
 beta1=0.9, beta2=0.999, eps=1e-08)``... (:func:`solver_config` finds it by name). The JSON
 section ``{"name": "Momentum", "lr": 0.1}`` is parsed into ``MomentumConfig(lr=0.1)`` by
-:func:`nnabla_nas.config.parse_solver`; the object checks its learning rate on construction.
+:func:`nnabla_nas.config.parse_solver`; the object checks its arguments on construction against
+the valid ranges of :data:`ARGUMENT_RANGES` (by argument name, the same meaning in every
+nnabla solver).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ import nnabla.solvers as S
 from nnabla.solver import Solver
 
 from ..errors import ConfigError
-from ..parsing import GivenFields
+from ..parsing import GivenFields, check_range
 from ..registry import Registry
 
 __all__ = [
+    "ARGUMENT_RANGES",
     "SOLVERS",
     "SolverConfig",
     "learning_rate_key",
@@ -37,6 +40,27 @@ SOLVERS = Registry("solver")
 
 _LR_KEYS = ("lr", "alpha", "eta")  # the learning-rate argument, by nnabla's naming
 
+#: The valid range of each numeric solver argument, by name: ``(low, high, low_open,
+#: high_open)`` (None: unbounded). Decay rates of moving averages lie in [0, 1) (at 1 the
+#: average never moves, and Adam's bias correction divides by zero); denominators' ``eps`` and
+#: AdaBound's ``gamma`` are > 0; learning rates, weight decays and coefficients are >= 0.
+ARGUMENT_RANGES: dict[str, tuple[float | None, float | None, bool, bool]] = {
+    "lr": (0.0, None, False, False),
+    "alpha": (0.0, None, False, False),
+    "eta": (0.0, None, False, False),
+    "momentum": (0.0, 1.0, False, True),
+    "beta1": (0.0, 1.0, False, True),
+    "beta2": (0.0, 1.0, False, True),
+    "decay": (0.0, 1.0, False, True),
+    "eps": (0.0, None, True, False),
+    "wd": (0.0, None, False, False),
+    "coefficient": (0.0, None, False, False),
+    "final_lr": (0.0, None, False, False),
+    "gamma": (0.0, None, True, False),
+    "gamma_l": (0.0, None, False, False),
+    "gamma_u": (0.0, None, False, False),
+}
+
 
 @dataclass
 class SolverConfig(GivenFields):
@@ -48,8 +72,8 @@ class SolverConfig(GivenFields):
     ``weight_decay`` would be refused as given twice.
 
     Raises:
-        ConfigError: on construction, at the learning-rate key, when the learning rate is not a
-            finite number >= 0.
+        ConfigError: on construction, at the argument's key, when a number is not finite or
+            outside its range in :data:`ARGUMENT_RANGES` (``beta2`` in [0, 1), ...).
     """
 
     #: The solver's registered name (``"Momentum"``).
@@ -65,6 +89,16 @@ class SolverConfig(GivenFields):
         lr = getattr(self, self.lr_key)
         if not (math.isfinite(lr) and lr >= 0):
             raise ConfigError(f"the learning rate must be >= 0, got {lr}", key=self.lr_key)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                continue
+            low, high, low_open, high_open = ARGUMENT_RANGES.get(f.name, (None,) * 2 + (False,) * 2)
+            check_range(value, f.name, low, high, low_open, high_open)
+        if getattr(self, "gamma_l", 0.0) > getattr(self, "gamma_u", math.inf):
+            raise ConfigError(
+                f"must be >= gamma_l ({self.gamma_l}), got {self.gamma_u}", key="gamma_u"
+            )
 
     @property
     def learning_rate(self) -> float:
@@ -99,7 +133,7 @@ def _config_class(name: str, func: Any) -> type[SolverConfig]:
     cls.__module__ = __name__  # importable by name (pickling, documentation)
     defaults = ", ".join(f"``{k}={p.default!r}``" for k, p in params.items())
     cls.__doc__ = f"The arguments of ``nnabla.solvers.{name}`` (learning rate ``{lr_key}``): "
-    cls.__doc__ += defaults + "."
+    cls.__doc__ += defaults + " (valid ranges: :data:`ARGUMENT_RANGES`)."
     return cls
 
 

@@ -19,6 +19,7 @@ moment leaves the previous pointer and the folder it names intact; a folder no p
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import os
@@ -26,17 +27,18 @@ import re
 import shutil
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
-import h5py
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError
 from ..module.module import read_parameter_file
-from ..utils.io import atomic_path, atomic_write_json
+from ..utils.io import atomic_h5, atomic_write_bytes, atomic_write_json
 
 __all__ = [
+    "RUNNER_KEYS",
     "CheckpointStore",
+    "check_state",
     "remove_temporaries",
     "CheckpointError",
     "encode_state",
@@ -139,6 +141,33 @@ def set_rng_state(rng: np.random.RandomState, state: Mapping[str, Any]) -> None:
     )
 
 
+#: The loop's keys every checkpoint's ``runner`` state holds, and their JSON types.
+RUNNER_KEYS: dict[str, type | tuple[type, ...]] = {
+    "algorithm": str, "steps_per_epoch": int, "epoch": int, "step": int, "iteration": int,
+    "arch_position": list, "epoch_sums": dict, "optimizers": dict, "history": list,
+    "best": (dict, type(None)), "last": dict, "hardware": dict, "elapsed": (int, float),
+}  # fmt: skip
+
+
+def check_state(state: Any) -> None:
+    """Checks the shape of a checkpoint's encoded state (``state.json``'s ``state``): a
+    ``runner`` object with every key of :data:`RUNNER_KEYS` of the right type, and the
+    ``tensorboard`` file sizes.
+
+    Raises:
+        ValueError: what is missing or wrong (the caller names the file).
+    """
+    if not isinstance(state, dict) or not isinstance(state.get("runner"), dict):
+        raise ValueError("no 'runner' object: the file is damaged")
+    runner = state["runner"]
+    for key, kind in RUNNER_KEYS.items():
+        value = runner.get(key)
+        if key not in runner or not isinstance(value, kind) or isinstance(value, bool):
+            raise ValueError(f"'runner.{key}' is missing or malformed: the file is damaged")
+    if not isinstance(state.get("tensorboard"), dict):
+        raise ValueError("no 'tensorboard' object: the file is damaged")
+
+
 # ---------------------------------------------------------------------------------------------
 # The store
 # ---------------------------------------------------------------------------------------------
@@ -228,41 +257,64 @@ class CheckpointStore:
             remove_temporaries(info["path"])
             self._remove_others(keep=info["name"])
 
-    def load(self, info: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], OrderedDict]:
+    def load(
+        self,
+        info: Mapping[str, Any] | None = None,
+        check: Callable[[Any], None] | None = None,
+    ) -> tuple[dict[str, Any], OrderedDict]:
         """Reads a checkpoint (default: the latest) into ``(state, params)``.
 
+        Args:
+            info: the checkpoint's pointer (:meth:`latest`), or None: the latest.
+            check: called with the encoded state before it is decoded (e.g.
+                :func:`check_state`); a ValueError it raises is reported naming ``state.json``.
+
         Raises:
-            CheckpointError: none exists, or its files are unreadable.
+            CheckpointError: none exists, or its files are unreadable (one line naming the
+                file).
         """
         info = self.latest() if info is None else info
         if info is None:
             raise CheckpointError(f"no checkpoint in {self.folder}")
         path = Path(info["path"])
+        file = path / "state.json"
         try:
-            doc = json.loads((path / "state.json").read_text())
-            with np.load(path / "state.npz", allow_pickle=False) as npz:
+            doc = json.loads(file.read_text())
+            if not isinstance(doc, dict):
+                raise ValueError("not a JSON object")
+            if doc.get("format") != FORMAT:
+                raise CheckpointError(
+                    f"checkpoint {path} has format {doc.get('format')!r}; this version reads "
+                    f"{FORMAT}"
+                )
+            if check is not None:
+                check(doc.get("state"))
+            file = path / "state.npz"
+            with np.load(file, allow_pickle=False) as npz:
                 arrays = {k: npz[k] for k in npz.files}
-            params = read_parameter_file(path / "params.h5")
-        except (OSError, ValueError, KeyError, ConfigError) as err:
-            raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
-        if doc.get("format") != FORMAT:
-            raise CheckpointError(
-                f"checkpoint {path} has format {doc.get('format')!r}; this version reads {FORMAT}"
-            )
-        return decode_state(doc["state"], arrays), params
+            file = path / "state.json"
+            state = decode_state(doc["state"], arrays)
+            file = path / "params.h5"
+            params = read_parameter_file(file)
+        except (OSError, ValueError, KeyError, TypeError, ConfigError) as err:
+            reason = " ".join(str(getattr(err, "message", err)).split())  # one line
+            raise CheckpointError(f"cannot read checkpoint file {file}: {reason}") from None
+        return state, params
 
     # -- the steps of a save (separate so that tests can interrupt between them) ---------------
 
     def _write_params(self, path: Path, params: Mapping[str, np.ndarray]) -> None:
-        with atomic_path(path) as tmp, h5py.File(tmp, "w") as hd:
+        with atomic_h5(path) as hd:  # built in memory: a full disk cannot crash HDF5
             for index, (key, value) in enumerate(params.items()):
                 hd[key] = np.asarray(value)
                 hd[key].attrs["index"] = index
 
     def _write_arrays(self, path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-        with atomic_path(path) as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **arrays)
+        # Built in memory: a full disk fails the plain write below, not numpy's zip writer
+        # (which then leaves a half-closed archive that complains when collected).
+        buffer = io.BytesIO()
+        np.savez(buffer, **arrays)
+        atomic_write_bytes(path, buffer.getvalue())
 
     def _publish(self, info: Mapping[str, Any]) -> None:
         atomic_write_json(self.folder / POINTER, dict(info))

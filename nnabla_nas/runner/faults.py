@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import os
 import re
 import shutil
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -23,19 +25,74 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from ..errors import Interrupted, NonFiniteError, OutputError
+from ..utils.lock import held_lock
 from .state import describe
 
-__all__ = ["Faults"]
+__all__ = ["Faults", "LogFile", "abandon_event_writer", "quiet_event_threads"]
 
 logger = logging.getLogger(__name__)
 
 _HINTS = {
     errno.ENOSPC: "the disk is full: free some space",
     errno.EDQUOT: "the disk quota is exceeded: free some space",
-    errno.EROFS: "the output folder is on a read-only file system",
-    errno.EACCES: "the output folder is not writable: fix its permissions",
-    errno.EPERM: "the output folder is not writable: fix its permissions",
+    errno.EROFS: "{folder} is on a read-only file system",
+    errno.EACCES: "{folder} is not writable: fix its permissions",
+    errno.EPERM: "{folder} is not writable: fix its permissions",
 }
+
+
+class LogFile(logging.FileHandler):
+    """The handler of ``log.txt``: a line that cannot be written (a full disk) is dropped
+    without the traceback :mod:`logging` prints on stderr; the run's own error reports the
+    failed write, naming the file."""
+
+    def handleError(self, record: logging.LogRecord) -> None:  # noqa: N802 (logging's name)
+        if isinstance(sys.exc_info()[1], OSError):
+            return
+        super().handleError(record)
+
+
+def _quiet_event_thread(args: Any) -> None:
+    """``threading.excepthook``: tensorboardX's writer thread failing on a full disk is not
+    printed (the run reports the failed write itself, naming the file)."""
+    if isinstance(args.exc_value, OSError) and type(args.thread).__module__.startswith(
+        "tensorboardX"
+    ):
+        logger.debug("TensorBoard's writer thread stopped: %s", args.exc_value)
+        return
+    _PREVIOUS_HOOK[0](args)
+
+
+_PREVIOUS_HOOK: list[Any] = []
+
+
+def quiet_event_threads() -> None:
+    """Installs :func:`_quiet_event_thread` (once per process)."""
+    if threading.excepthook is not _quiet_event_thread:
+        _PREVIOUS_HOOK[:] = [threading.excepthook]
+        threading.excepthook = _quiet_event_thread
+
+
+def abandon_event_writer(writer: Any) -> None:
+    """Ends a tensorboardX ``SummaryWriter`` whose ``close()`` failed (a full disk): its thread
+    is stopped, its files are closed, and its exit hook does nothing more, so that none of them
+    prints a traceback after the run's own message. The events it still held are lost (a
+    resume cuts the files back to the checkpoint anyway)."""
+    quiet_event_threads()
+    for file_writer in list((getattr(writer, "all_writers", None) or {}).values()):
+        events = getattr(file_writer, "event_writer", None)
+        if events is None or getattr(events, "_closed", True):
+            continue
+        events._closed = True  # close(), flush() and add_event() are no-ops from now on
+        worker = getattr(events, "_worker", None)
+        if worker is not None and worker.is_alive():
+            with contextlib.suppress(Exception):
+                events._event_queue.put(worker._shutdown_signal)
+            worker.join(timeout=10)
+        with contextlib.suppress(Exception):
+            events._ev_writer.close()
+    with contextlib.suppress(Exception):
+        writer.file_writer = writer.all_writers = None
 
 
 class Faults:
@@ -52,6 +109,7 @@ class Faults:
         self.stop_signal: int | None = None
         #: The last checkpoint written or loaded: ``(position, folder)``.
         self.saved: tuple[tuple[int, int, int], Path] | None = None
+        quiet_event_threads()
 
     def last_checkpoint_text(self) -> str:
         """Where the last good checkpoint is, for messages."""
@@ -81,7 +139,11 @@ class Faults:
         # A temporary file of an atomic write stands for the file it was to replace.
         target = str(err.filename or "a file")
         target = re.sub(r"/\.([^/]+)\.[^./]+\.tmp(\.[^./]*)?$", r"/\1", target)
-        hint = _HINTS.get(err.errno, "fix the cause")
+        inside = target == "a file" or Path(os.path.abspath(target)).is_relative_to(
+            os.path.abspath(self.output)
+        )
+        folder = "the output folder" if inside else f"the folder of {target}"
+        hint = _HINTS.get(err.errno, "fix the cause").format(folder=folder)
         iteration = self._position()[2]
         return OutputError(
             f"writing {target} failed at iteration {iteration} ({reason}); the files "
@@ -106,6 +168,14 @@ class Faults:
                 f"and weights need about {need / 1e6:.1f} MB: free some space or choose another -o",
                 output=None,
             )
+
+    def check_output(self) -> None:
+        """Raises OutputError when the output folder was deleted or moved since the run locked
+        it (see :mod:`nnabla_nas.utils.lock`; nothing to check without the lock: a rank other
+        than 0)."""
+        lock = held_lock(self.output)
+        if lock is not None:
+            lock.check()
 
     def check_finite(self, arrays: dict[str, np.ndarray]) -> None:
         """Raises NonFiniteError for the first array holding NaN or Inf (checked after a step)."""

@@ -21,13 +21,14 @@ import numpy as np
 
 from ..optimizer import make_optimizer, optimizer_section
 from ..utils.io import atomic_write_json
+from ..utils.lock import lock_folder
 from .algorithm import Algorithm, RunContext
 from .batches import ArchBatches, epoch_batches
 from .checkpoint import CheckpointStore
 from .faults import Faults
 from .hardware import HardwareReport
 from .monitor import Monitor, log_to_file
-from .snapshots import load_checkpoint, save_checkpoint
+from .snapshots import check_parameters_finite, load_checkpoint, save_checkpoint
 from .state import RunState
 from .steps import Steps
 
@@ -131,8 +132,10 @@ class Loop:
         if self.comm.size > 1:
             logger.info("data-parallel on %d processes: each takes %d examples of every batch",
                         self.comm.size, batch // self.comm.size)  # fmt: skip
+        lock = None
         try:
             if self.comm.is_main:
+                lock = lock_folder(self.output)  # (re-entrant: the command line holds it too)
                 self.checkpoints.prepare()
                 params = self.model.get_parameters().values()
                 self.faults.check_free_space(sum(int(np.prod(p.shape)) for p in params))
@@ -141,15 +144,12 @@ class Loop:
             with self.faults.stop_on_signals():
                 while self.state.epoch < total:
                     self._run_epoch(total, steps)
-            export = algo.export()
-            if algo.search:
-                self.save_weights()
-            summary = self._summary(total, export)
-            self.monitor.write_results(summary)
-            self.monitor.close()
+                summary = self._finish(total)
         except OSError as err:
             raise self.faults.output_error(err) from err
         finally:
+            if lock is not None:
+                lock.release()
             with contextlib.suppress(Exception):  # the events so far, also after a failure
                 self.monitor.close()
             if self.arch_batches is not None:
@@ -158,6 +158,26 @@ class Loop:
                 logging.getLogger("nnabla_nas").removeHandler(handler)
                 handler.close()
         return summary
+
+    def _finish(self, total: int) -> dict[str, Any]:
+        """The final outputs after the last checkpoint: a searcher's weights, ``results.json``.
+        A signal meanwhile stops the run after the file being written (no temporary file is
+        left; ``--resume`` writes them again)."""
+        self.faults.check_output()
+        export = self.algo.export()
+        if self.algo.search:
+            self.save_weights()
+            self._stop_on_signal()
+        summary = self._summary(total, export)
+        self.monitor.write_results(summary)
+        self.monitor.close()
+        self._stop_on_signal()
+        return summary
+
+    def _stop_on_signal(self) -> None:
+        self._agree_on_stop()
+        if self.faults.stop_signal is not None:
+            self.interrupt()
 
     def _summary(self, total: int, export: Any) -> dict[str, Any]:
         state, algo = self.state, self.algo
@@ -241,6 +261,7 @@ class Loop:
         metrics = {f"train_{k}": v / steps for k, v in state.epoch_sums.items() if k != "lr"}
         metrics.update({f"valid_{k}": v for k, v in valid.items()})
         metrics.update({f"test_{k}": v for k, v in test.items()})
+        check_parameters_finite(self)  # before anything of the epoch is written
         export = algo.export()
         hardware = self.hardware.estimate(self.model, export.architecture if algo.search else None)
         if hardware:

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping
 
 from ..distributed import Communicator
 from ..utils.io import atomic_write_json
+from .faults import LogFile, abandon_event_writer
 
 __all__ = ["Monitor", "setup_logging", "log_to_file"]
 
@@ -55,7 +56,7 @@ def log_to_file(output: Path) -> logging.Handler | None:
     for h in root.handlers:
         if isinstance(h, logging.FileHandler) and os.path.abspath(h.baseFilename) == path:
             return None
-    handler = logging.FileHandler(path, mode="a")
+    handler = LogFile(path, mode="a")  # (a full disk drops lines without a traceback)
     handler.setFormatter(logging.Formatter(_FORMAT.format(prefix=""), _DATE))
     root.addHandler(handler)
     if root.level == logging.NOTSET or root.level > logging.INFO:
@@ -106,8 +107,12 @@ class Monitor:
         """Closes the writer: it drains tensorboardX's queue (flush() does not), so the events
         are all on disk; the next event opens a new file."""
         if self._writer is not None:
-            self._writer.close()
-            self._writer = None
+            writer, self._writer = self._writer, None
+            try:
+                writer.close()
+            except OSError:  # (a full disk: no traceback from tensorboardX's thread, exit hook)
+                abandon_event_writer(writer)
+                raise
 
     def scalars(self, tag: str, values: Mapping[str, float], step: int) -> None:
         """Writes ``values`` to TensorBoard under ``tag/``."""

@@ -18,10 +18,16 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError
-from .checkpoint import remove_temporaries
+from .checkpoint import CheckpointStore, check_state, remove_temporaries
 from .state import describe
 
-__all__ = ["load_checkpoint", "save_checkpoint"]
+__all__ = [
+    "check_compatible",
+    "check_parameters_finite",
+    "check_resumable",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +48,13 @@ def _all_parameters(loop: Any) -> OrderedDict[str, Any]:
     return params
 
 
+def check_parameters_finite(loop: Any) -> None:
+    """Raises NonFiniteError when a parameter of the model or of the algorithm holds NaN or
+    Inf: called before anything of an epoch is exported, so that no bad value replaces a good
+    file."""
+    loop.faults.check_finite({k: v.d for k, v in _all_parameters(loop).items()})
+
+
 def save_checkpoint(loop: Any) -> Path:
     """Writes a checkpoint of the loop's current position; returns its folder. The TensorBoard
     writer is closed first (its events are then all on disk) and every event file's size is
@@ -49,7 +62,9 @@ def save_checkpoint(loop: Any) -> Path:
 
     Raises:
         NonFiniteError: a parameter holds NaN or Inf (nothing is written).
+        OutputError: the output folder was deleted or moved during the run.
     """
+    loop.faults.check_output()
     loop.sync_statistics()
     position = loop.state.position
     params = OrderedDict((k, np.array(v.d, copy=True)) for k, v in _all_parameters(loop).items())
@@ -85,27 +100,69 @@ def _split_old_layout(runner: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return algo, {"previous_argmax": runner["previous_argmax"]}
 
 
-def _check_compatible(loop: Any, runner: dict[str, Any], where: str) -> None:
-    name = type(loop.algo).__name__
-    if runner["algorithm"] != name:
-        raise CheckpointError(f"the checkpoint was written by {runner['algorithm']}, not {name}")
-    if runner["steps_per_epoch"] != loop.steps_per_epoch:
+def check_compatible(
+    runner: dict[str, Any],
+    where: str,
+    algorithm: str,
+    steps_per_epoch: int,
+    warmup: int,
+    epochs: int,
+    optimizers: Any = None,
+) -> None:
+    """Checks that the ``runner`` state of the checkpoint ``where`` can continue in a run of
+    ``algorithm`` with these steps per epoch, warm-up and epochs (and optimizer names).
+
+    Raises:
+        CheckpointError: another algorithm, other data or other optimizers.
+        ConfigError: at ``epoch``, fewer epochs than the checkpoint has done.
+    """
+    if runner["algorithm"] != algorithm:
         raise CheckpointError(
-            f"the checkpoint was written with {runner['steps_per_epoch']} steps per epoch; "
-            f"the data now gives {loop.steps_per_epoch}: the dataset or the batch size changed"
+            f"the checkpoint {where} was written by {runner['algorithm']}, not {algorithm}"
         )
-    if set(runner["optimizers"]) != set(loop.optimizers):
+    if runner["steps_per_epoch"] != steps_per_epoch:
         raise CheckpointError(
-            f"the checkpoint has the optimizers {sorted(runner['optimizers'])}, this run "
-            f"{sorted(loop.optimizers)}"
+            f"the checkpoint {where} was written with {runner['steps_per_epoch']} steps per "
+            f"epoch; the data now gives {steps_per_epoch}: the dataset or the batch size changed"
         )
-    done = int(runner["epoch"]) - loop.options.warmup
-    if done > loop.options.epochs:
+    if optimizers is not None and set(runner["optimizers"]) != set(optimizers):
+        raise CheckpointError(
+            f"the checkpoint {where} has the optimizers {sorted(runner['optimizers'])}, this run "
+            f"{sorted(optimizers)}"
+        )
+    done = int(runner["epoch"]) - warmup
+    if done > epochs:
         raise ConfigError(
             f"the checkpoint {where} has done {done} epochs after warm-up; "
-            f"epoch must be at least {done} to resume it, got {loop.options.epochs}",
+            f"epoch must be at least {done} to resume it, got {epochs}",
             key="epoch",
         )
+
+
+def check_resumable(
+    output: Path, algorithm: str, steps_per_epoch: int, warmup: int, epochs: int
+) -> None:
+    """Checks, reading only, that the last checkpoint of ``output`` (if any) is readable and
+    can continue in this run: a resume is then refused before anything is written (the loop's
+    :func:`load_checkpoint` repeats the checks that need the network).
+
+    Raises:
+        ConfigError: a damaged checkpoint (one line naming the file), another algorithm or
+            data (at ``--resume``), or fewer epochs than done (at ``epoch``).
+    """
+    store = CheckpointStore(Path(output) / "checkpoint")
+    try:
+        info = store.latest()
+        if info is None:
+            return
+        saved, _ = store.load(info, check_state)
+        check_compatible(saved["runner"], info["path"], algorithm, steps_per_epoch, warmup, epochs)
+    except CheckpointError as err:
+        raise ConfigError(
+            f"{err}; this run cannot be resumed from it: restore the checkpoint, or start "
+            "afresh with --overwrite",
+            key="--resume",
+        ) from None
 
 
 def load_checkpoint(loop: Any) -> bool:
@@ -127,7 +184,7 @@ def load_checkpoint(loop: Any) -> bool:
         info = loop.checkpoints.latest()
         loop.checkpoints.cleanup()
         remove_temporaries(loop.output)
-        loaded = None if info is None else loop.checkpoints.load(info)
+        loaded = None if info is None else loop.checkpoints.load(info, check_state)
     info, loaded = loop.comm.broadcast((info, loaded))
     if info is None:
         logger.warning("no checkpoint in %s yet: the run starts again from the beginning",
@@ -136,7 +193,8 @@ def load_checkpoint(loop: Any) -> bool:
         return False
     saved, params = loaded
     runner = saved["runner"]
-    _check_compatible(loop, runner, info["path"])
+    check_compatible(runner, info["path"], type(loop.algo).__name__, loop.steps_per_epoch,
+                     loop.options.warmup, loop.options.epochs, loop.optimizers)  # fmt: skip
     own = _all_parameters(loop)
     missing = [k for k in own if k not in params]
     if missing or len(params) != len(own):

@@ -1,14 +1,34 @@
-"""Atomic file writing: a crash never leaves a half-written file behind."""
+"""Atomic file writing: a crash never leaves a half-written file behind.
+
+A failed write raises the OSError with the path of the file it was to write (never that of a
+temporary file, never none), so that the message can name it. HDF5 files are built in memory
+and written as bytes (:func:`atomic_h5`): the HDF5 library may crash the process when the disk
+fills up under it.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import stat
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
+
+from ..errors import ConfigError
+
+__all__ = [
+    "append_line",
+    "atomic_h5",
+    "atomic_path",
+    "atomic_write_bytes",
+    "atomic_write_json",
+    "atomic_write_text",
+    "check_writable_folder",
+    "current_umask",
+]
 
 
 @contextlib.contextmanager
@@ -23,20 +43,28 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
     which colleagues or a server running under another user could not read).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{path.name}.", suffix=f".tmp{path.suffix}", dir=path.parent
+        )
+        os.close(fd)
+    except OSError as err:
+        err.filename = str(path)
+        raise
     try:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
         os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+    except BaseException as err:
+        with contextlib.suppress(OSError):
             os.remove(tmp)
+        # A failed write() names no file, a failed rename the temporary one: both are the
+        # write of ``path``.
+        if isinstance(err, OSError) and (not err.filename or str(err.filename) == tmp):
+            err.filename = str(path)
         raise
 
 
@@ -66,6 +94,54 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` to ``path`` atomically."""
     with atomic_path(path) as tmp:
         Path(tmp).write_text(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+@contextlib.contextmanager
+def atomic_h5(path: str | os.PathLike) -> Iterator[Any]:
+    """Yields a new HDF5 file (an ``h5py.File`` open for writing) that is written to ``path``
+    atomically when the block ends without an exception.
+
+    The file is built in memory and written to disk as plain bytes: a full disk is then an
+    ordinary OSError naming ``path`` (the HDF5 library, when a write fails under it, may leave
+    its state corrupt and crash the process).
+    """
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        yield f
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def check_writable_folder(path: str | os.PathLike, key: str, what: str) -> None:
+    """Refuses a file that could not be written later: its folder must exist (or be
+    creatable) and take a new file. A probe file is created and removed at once.
+
+    Raises:
+        ConfigError: at ``key``, naming the file, when its folder cannot be written.
+    """
+    folder = Path(path).expanduser().absolute().parent
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        with tempfile.TemporaryFile(dir=existing, prefix=".write-test."):
+            pass
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise ConfigError(
+            f"{what} {path} cannot be written ({reason} in {existing}): choose a writable place "
+            "for it",
+            key=key,
+        ) from None
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

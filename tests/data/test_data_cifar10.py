@@ -145,3 +145,17 @@ def test_download_file_checks_md5(tmp_path):
         cifar_mod.download_file(src.as_uri(), dest, "0" * 32)
     assert not dest.exists() and list(dest.parent.iterdir()) == []
     assert cifar_mod.download_file((tmp_path / "absent").as_uri(), dest, good) is False
+
+
+@pytest.mark.parametrize("batch, label", [("data_batch_3", 42), ("test_batch", -1)])
+def test_labels_outside_the_classes_name_the_file(tmp_path, write_cifar, cifar_batches,
+                                                  batch, label):  # fmt: skip
+    labels = list(cifar_batches[batch][b"labels"])
+    labels[1] = label
+    cifar_batches[batch][b"labels"] = labels
+    write_cifar(tmp_path, archive=True)
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("cifar10", tmp_path)
+    message = str(err.value)
+    assert batch in message and f"e.g. {label} at position 1" in message
+    assert "classes 0..9" in message and err.value.key == "data_dir"

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from nnabla_nas.data import IMAGENET_MEAN, DataLoader, ImageFileDataset, load_dataset
-from nnabla_nas.errors import ConfigError, DatasetNotFoundError
+from nnabla_nas.errors import ConfigError, DataError, DatasetNotFoundError
 
 SIZE = (8, 8)
 
@@ -131,12 +131,19 @@ def test_grey_conversion(tmp_path, write_png):
 def test_corrupt_image_names_the_file(tmp_path, write_png):
     write_png(tmp_path / "ok.png", random_images(1, 0)[0])
     (tmp_path / "bad.png").write_bytes(b"\x89PNG garbage")
-    ds = ImageFileDataset([tmp_path / "ok.png", tmp_path / "bad.png"], [0, 1], SIZE)
-    with pytest.raises(ConfigError, match="bad.png"):
+    # Not an image at all: refused when the dataset is made (bad input, before the run).
+    with pytest.raises(ConfigError, match="bad.png is not a readable image") as err:
+        ImageFileDataset([tmp_path / "ok.png", tmp_path / "bad.png"], [0, 1], SIZE)
+    assert err.value.key == "data_dir"
+    # A valid header but truncated pixels: found when decoded, a DataError naming the file.
+    whole = (tmp_path / "ok.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])
+    ds = ImageFileDataset([tmp_path / "ok.png", tmp_path / "cut.png"], [0, 1], SIZE)
+    with pytest.raises(DataError, match="cut.png"):
         ds.get(np.array([0, 1]))
     # The same error surfaces from the loader's background thread.
     loader = DataLoader(ds, batch_size=1, shuffle=False)
-    with pytest.raises(ConfigError, match="bad.png"):
+    with pytest.raises(DataError, match="cut.png"):
         list(loader)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import logging
 
 import numpy as np
 import pytest
@@ -97,16 +96,37 @@ def test_embedded_subset(tmp_path):
     assert full_y[0] == row[784]
 
 
-def test_embedded_subset_is_fixed(tmp_path, caplog):
+def test_embedded_subset_is_fixed():
     a = load_dataset("mnist", None, seed=0)
-    with caplog.at_level(logging.WARNING):
-        b = load_dataset("mnist", tmp_path, seed=123)  # a folder without IDX files
-    assert "embedded" in caplog.text
+    b = load_dataset("mnist", None, seed=123)
     for part in ("train", "test"):
         xa, ya = getattr(a, part).get(np.arange(len(getattr(a, part))))
         xb, yb = getattr(b, part).get(np.arange(len(getattr(b, part))))
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
+
+
+def test_a_data_dir_never_falls_back_to_the_embedded_subset(tmp_path):
+    # Given a folder, the IDX files are expected there: no silent fallback to 5,000 digits.
+    with pytest.raises(DatasetNotFoundError, match="no MNIST IDX files in") as err:
+        load_dataset("mnist", tmp_path)
+    assert err.value.key == "data_dir"
+    with pytest.raises(DatasetNotFoundError, match="does not exist") as err:
+        load_dataset("mnist", tmp_path / "missing")
+    assert err.value.key == "data_dir" and str(tmp_path / "missing") in str(err.value)
+
+
+@pytest.mark.parametrize("part, label", [(1, 10), (3, 42)])
+def test_labels_outside_the_digits_name_the_file(tmp_path, write_idx, part, label):
+    arrays = make_mnist(np.random.RandomState(1))
+    arrays[part][2] = label
+    for name, arr in zip(NAMES, arrays):
+        write_idx(tmp_path / name, arr)
+    with pytest.raises(DatasetNotFoundError) as err:
+        load_dataset("mnist", tmp_path)
+    message = str(err.value)
+    assert str(tmp_path / NAMES[part]) in message and f"e.g. {label} at position 2" in message
+    assert "num_classes" not in message and err.value.key == "data_dir"
 
 
 def test_embedded_as_rgb_32(tmp_path):

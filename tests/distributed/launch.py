@@ -1,5 +1,6 @@
 """Starting ``mpirun -n N`` from the tests (the MPI of the set-up: the ``mpich`` wheel's
-``mpirun`` beside the venv's python, else one on PATH)."""
+``mpiexec.gforker`` beside the venv's python, the one-machine launcher that listens on no
+socket; else an ``mpirun`` on PATH)."""
 
 from __future__ import annotations
 
@@ -18,9 +19,14 @@ LAUNCHER_VARIABLES = ("OMPI_", "PMI_", "PMIX_", "MV2_", "HYDRA_", "MPI_LOCAL")
 
 @functools.lru_cache(maxsize=1)
 def mpirun_command() -> tuple[str, ...]:
-    """``mpirun`` with the options this machine needs (Open MPI refuses root without them)."""
-    found = Path(sys.executable).parent / "mpirun"
-    exe = str(found) if found.exists() else shutil.which("mpirun")
+    """``mpirun`` with the options this machine needs (Open MPI refuses root without them).
+
+    MPICH's ``mpiexec.gforker`` is preferred: Hydra's ``mpirun`` listens on every interface
+    (0.0.0.0) whatever its options; gforker forks the processes on this machine and talks to
+    them through inherited pipes (docs/distributed.rst)."""
+    here = Path(sys.executable).parent
+    found = next((here / n for n in ("mpiexec.gforker", "mpirun") if (here / n).exists()), None)
+    exe = str(found) if found is not None else shutil.which("mpirun")
     if exe is None:
         pytest.fail("no mpirun: run 'make setup' (it installs nnabla_nas[mpi], whose mpich wheel "
                     "ships mpirun)")  # fmt: skip

@@ -3,7 +3,7 @@ plus checks of the communicator's collectives. Every rank writes its outcome int
 
 Usage: ``mpirun -n N python -m tests.distributed.mpi_worker OUT_DIR [SCENARIO ...]``, or
 ``... mpi_worker --fail`` (rank 1 fails alone; ``--fail-stalled``: while the launcher is
-stopped).
+stopped), ``... mpi_worker --sockets`` (rank 0 prints the job's listening sockets as JSON).
 """
 
 from __future__ import annotations
@@ -81,8 +81,39 @@ def fail_on_one_rank(comm: MpiCommunicator, stall: bool = False) -> int:
     return 0
 
 
+def launcher():
+    """The job's launcher process (``mpiexec.gforker``, ``mpirun``), a psutil Process."""
+    import psutil
+
+    top = psutil.Process()
+    while top.parent() is not None and not top.name().startswith(("mpiexec", "mpirun")):
+        top = top.parent()
+    return top
+
+
+def listening_sockets() -> list[list]:
+    """Every listening TCP socket of the job (the launcher and its descendants, this rank
+    included) while MPI's connections are up: ``[pid, name, address, port]``."""
+    import psutil
+
+    top = launcher()
+    found = []
+    for proc in [top, *top.children(recursive=True)]:
+        for conn in proc.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN:
+                found.append([proc.pid, proc.name(), conn.laddr.ip, conn.laddr.port])
+    return found
+
+
 def main(argv: list[str]) -> int:
     comm = make_communicator("cpu")
+    if argv and argv[0] == "--sockets":
+        comm.all_reduce(float(comm.rank))  # (the ranks' connections are up)
+        comm.barrier()
+        if comm.rank == 0:
+            print(json.dumps({"sockets": listening_sockets(), "launcher": launcher().name()}))
+        comm.barrier()
+        return 0
     if argv and argv[0] in ("--fail", "--fail-stalled"):
         return fail_on_one_rank(comm, stall=argv[0] == "--fail-stalled")
     out = Path(argv[0])

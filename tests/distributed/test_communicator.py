@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import nnabla as nn
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from nnabla_nas.distributed import (
     check_batch_split,
     launched_world_size,
     make_communicator,
+    process_mini_batch,
 )
 from nnabla_nas.errors import ConfigError
 from tests.distributed.scenarios import ArrayData
@@ -60,12 +63,33 @@ def test_single_process_collectives_are_the_identity():
 
 def test_batch_split_names_the_keys_and_the_number_of_processes():
     assert check_batch_split(64, 8, 4, "batch_size_train", "mini_batch_train") == 16
+    # 24 over 2 processes: 12 each, in mini-batches of 6 (8 does not divide 12): accepted.
+    assert check_batch_split(24, 8, 2, "batch_size_train", "mini_batch_train") == 12
     with pytest.raises(ConfigError) as err:
-        check_batch_split(24, 8, 2, "batch_size_train", "mini_batch_train")
+        check_batch_split(25, 8, 2, "batch_size_train", "mini_batch_train")
     text = str(err.value)
     assert err.value.key == "batch_size_train"
-    assert "2 processes" in text and "mini_batch_train=8" in text and "multiple of" in text
-    assert "16" in text  # 2 x 8
+    assert "2 processes" in text and "mini_batch_train" in text and "multiple of 2" in text
+    assert "(e.g. 24 or 26" in text
+
+
+# (batch, mini, processes) -> the mini-batch of each process
+@pytest.mark.parametrize(
+    "batch, mini, size, own",
+    [
+        (64, 8, 4, 8),  # 16 each: 8 divides it
+        (24, 8, 2, 6),  # 12 each: 6 is the largest divisor <= 8
+        (16, 16, 2, 8),  # the case: mini_batch_valid * ranks > batch_size_valid
+        (32, 16, 1, 16),
+        (2 * 97, 50, 2, 1),  # 97 each, a prime: one example at a time
+        (2 * 10**6, 999, 2, 800),  # 10**6 each: its divisors up to 999, found in 1000 steps
+    ],
+)
+def test_process_mini_batch_is_the_largest_divisor_of_the_share(batch, mini, size, own):
+    assert process_mini_batch(batch, mini, size) == own
+    share = batch // size
+    assert share % own == 0 and own <= mini
+    assert not any(share % d == 0 for d in range(own + 1, min(mini, share) + 1))
 
 
 def _loader(n, shards, shard, **kw):
@@ -112,3 +136,17 @@ def test_mpirun_without_mpi4py_is_a_config_error(monkeypatch):
     with pytest.raises(ConfigError, match=r"pip install 'nnabla_nas\[mpi\]'") as err:
         make_communicator("cpu", environ={"PMI_SIZE": "2", "PMI_RANK": "0"})
     assert "2 processes" in str(err.value)
+
+
+def test_a_reduced_mini_batch_is_logged(caplog):
+    from nnabla_nas.data.bundle import _batch_split
+
+    with caplog.at_level(logging.INFO, logger="nnabla_nas"):
+        assert _batch_split(16, 16, 2, "batch_size_valid", "mini_batch_valid") == 8
+    assert "batch_size_valid 16 over 2 processes: 8 examples each, in mini-batches of 8" in (
+        caplog.text
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nnabla_nas"):
+        _batch_split(32, 8, 2, "batch_size_train", "mini_batch_train")
+    assert caplog.text == ""  # nothing changed, nothing said

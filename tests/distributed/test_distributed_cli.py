@@ -70,8 +70,8 @@ def searched(tmp_path_factory, data_dir):
 def test_search_on_two_processes_writes_each_file_once(searched):
     out, stdout = searched
     names = {p.name for p in out.iterdir()}
-    expected = {"arch.h5", "checkpoint", "config.json", "log.txt", "results.json", "tensorboard",
-                "weights.h5"} | ({"arch.png"} if shutil.which("dot") else set())  # fmt: skip
+    expected = {".lock", "arch.h5", "checkpoint", "config.json", "log.txt", "results.json"}
+    expected |= {"tensorboard", "weights.h5"} | ({"arch.png"} if shutil.which("dot") else set())
     assert names == expected
     events = [p.name for p in (out / "tensorboard").glob("events.out.tfevents.*")]
     assert len({name.split(".")[-2] for name in events}) == 1, events  # one process wrote them
@@ -119,6 +119,7 @@ def test_retrain_the_searched_architecture_on_two_processes(searched, tmp_path, 
     exp = write_json(tmp_path / "train.json", cfg)
     _ok(mpirun(2, [MAIN, "-f", exp, "-a", "Trainer", "-o", out]))
     assert {p.name for p in out.iterdir()} == {
+        ".lock",
         "checkpoint",
         "config.json",
         "log.txt",
@@ -134,11 +135,12 @@ def test_retrain_the_searched_architecture_on_two_processes(searched, tmp_path, 
 
 
 def test_a_batch_that_does_not_split_across_the_processes_is_refused(tmp_path, data_dir):
-    exp = write_json(tmp_path / "exp.json", search_config(data_dir, batch_size_train=48))
+    exp = write_json(tmp_path / "exp.json", search_config(data_dir, batch_size_train=45,
+                                                        mini_batch_train=15))  # fmt: skip
     out = tmp_path / "out"
     proc = mpirun(2, [MAIN, "--search", "-f", exp, "-a", "ProxylessNasSearcher", "-o", out])
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stderr.count("error: batch_size_train: 48 does not split across the 2 "
+    assert proc.stderr.count("error: batch_size_train: 45 does not split across the 2 "
                              "processes") == 1, proc.stderr  # fmt: skip
-    assert "mini_batch_train=16" in proc.stderr and "multiple of 2 x 16 = 32" in proc.stderr
+    assert "must be a multiple of 2 (e.g. 44 or 46" in proc.stderr
     assert not out.exists()  # refused before the output folder is touched
