@@ -20,91 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from ..config import ExperimentConfig, parse_dataclass
 from ..errors import ConfigError, GenotypeError, Interrupted, NnasError, OutputError
 from ..utils.io import atomic_write_json
+from .args import build_parser as build_parser  # re-exported; no nnabla: --help works without
+from .args import parse_args
 
 logger = logging.getLogger("nnabla_nas")
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with one line, as for a bad config
-        raise ConfigError(f"{message} (see --help)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; ``--help`` lists the algorithms and search spaces."""
-    from ..contrib import SPACES
-    from ..runner import ALGORITHMS
-
-    epilog = (
-        f"algorithms (-a): {', '.join(ALGORITHMS.names())}\n"
-        f"search spaces (network.search_space): {', '.join(SPACES.names())}\n\n"
-        "example:\n  python main.py --search -f examples/mnist_search.json "
-        "-a ProxylessNasSearcher -o log/mnist/search"
-    )
-    p = _ArgumentParser(
-        prog="nnabla-nas",
-        description="Neural architecture search on NNabla: search an architecture or train one.",
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "-c",
-        "--context",
-        choices=["cpu", "cudnn"],
-        default=None,
-        help="nnabla extension (default: the file's 'context', else cpu)",
-    )
-    p.add_argument("-d", "--device-id", type=int, default=None, help="GPU id (cudnn)")
-    p.add_argument(
-        "-t",
-        "--type-config",
-        choices=["float", "half"],
-        default=None,
-        help="computation type (default float)",
-    )
-    p.add_argument(
-        "--search",
-        action="store_true",
-        default=None,
-        help="search mode: split the training data into weight and architecture parts",
-    )
-    p.add_argument(
-        "-f",
-        "--file",
-        default=None,
-        metavar="CONFIG.json",
-        help="the experiment file (JSON); with --resume, default OUTPUT_DIR/config.json",
-    )
-    p.add_argument(
-        "-a", "--algorithm", default=None, help="algorithm (default: the file's 'algorithm')"
-    )
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="output folder")
-    p.add_argument(
-        "--data-dir", default=None, help="datasets folder (default: the file's 'data_dir')"
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a key of the experiment file (value in JSON syntax), repeatable",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the file's)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start afresh in an output folder that holds a previous run (its checkpoint/, "
-        "tensorboard/ and log.txt are removed)",
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in OUTPUT_DIR from its last checkpoint (same configuration; "
-        "--set may change only epoch, print_frequency, checkpoint_every, data_dir, device_id)",
-    )
-    return p  # fmt: skip
 
 
 def read_experiment(path: str) -> dict[str, Any]:
@@ -165,29 +86,6 @@ def resolve(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
         raise ConfigError("no algorithm given: pass -a ALGORITHM or set 'algorithm' in the file",
                           key="-a")  # fmt: skip
     return data, algorithm
-
-
-def set_context(cfg: ExperimentConfig, device_id: int | None = None) -> None:
-    """Selects nnabla's extension context (the CUDA extension is imported only when asked).
-
-    ``device_id`` (the local rank of a data-parallel process) wins over ``cfg.device_id``.
-    """
-    import nnabla as nn
-    from nnabla.ext_utils import get_extension_context
-
-    ext = cfg.context or "cpu"
-    device = device_id if device_id is not None else (cfg.device_id or 0)
-    try:
-        ctx = get_extension_context(
-            ext, device_id=str(device), type_config=cfg.type_config or "float"
-        )
-    except ImportError as err:
-        raise ConfigError(
-            f"the {ext!r} extension is not installed ({err}); "
-            "install nnabla_nas[cuda] or use -c cpu",
-            key="context",
-        ) from None
-    nn.set_default_context(ctx)
 
 
 #: What a run leaves in its output folder: a fresh run refuses a folder holding any of them.
@@ -259,6 +157,7 @@ def _resume_source(args: argparse.Namespace) -> Path | None:
 
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses ``argv``, runs the experiment and returns its results (raises on errors)."""
+    args = parse_args(argv, tuple(SUBCOMMANDS))  # before any import of nnabla (--help)
     import numpy as np
 
     from ..assemble import (
@@ -269,12 +168,14 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         load_data,
         load_network_genotype,
     )
+    from ..config import ExperimentConfig, parse_dataclass
     from ..distributed import make_communicator
     from ..runner import ALGORITHMS
     from ..runner.monitor import setup_logging
+    from .device import choose_device, set_context
+    from .summary import run_summary
 
     setup_logging(None)
-    args = build_parser().parse_args(argv)
     saved = _resume_source(args)
     raw, algorithm = resolve(args)
     algo_name = ALGORITHMS.canonical(algorithm, key="-a")
@@ -282,8 +183,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     raw["algorithm"] = algo_name
     cfg = ExperimentConfig.from_dict(raw)
     # Several processes under mpirun: each takes its shard of every batch (docs/distributed.rst).
-    comm = make_communicator(cfg.context or "cpu", cfg.type_config or "float")
+    device = choose_device(cfg.context, cfg.device_id, cfg.type_config)
+    comm = make_communicator(device.context, device.type_config)
     setup_logging(None, rank=comm.rank)
+    if device.warning:
+        logger.warning("%s", device.warning)
     if cfg.search and not algo.search:
         raise ConfigError(f"{algo_name} trains a fixed network; drop --search or pick a searcher",
                           key="--search")  # fmt: skip
@@ -302,7 +206,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         )
     # Everything named by the file is checked before the output folder is touched.
     splits = load_data(cfg)
-    set_context(cfg, device_id=comm.local_rank if comm.size > 1 else None)
+    set_context(device, device_id=comm.local_rank if comm.size > 1 else None)
     import nnabla as nn
 
     nn.random.seed(cfg.seed)
@@ -351,7 +255,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     f" with changed {', '.join(changed)}" if changed else "")  # fmt: skip
     if comm.is_main and saved is None:
         atomic_write_json(output / "config.json", resolved)
-    logger.info("experiment %s -> %s (%s on %s)", args.file, output, algo_name, cfg.dataset)
+    logger.info("experiment %s -> %s (%s on %s; device %s)", args.file, output, algo_name,
+                cfg.dataset, device.describe())  # fmt: skip
     if comm.size > 1:
         logger.info("%d data-parallel processes (%s)", comm.size, type(comm).__name__)
     runner = build_algorithm(cfg, algo, model, data, output, options, regularizers, comm)
@@ -360,7 +265,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         if comm.is_main:  # after resume()'s checks: records the changed safe keys (epoch...)
             atomic_write_json(output / "config.json", resolved)
     results = runner.run()
-    logger.info("done: outputs in %s", output)
+    if comm.is_main:
+        logger.info("%s", run_summary(results, output))
     return results
 
 

@@ -12,6 +12,7 @@ from nnabla_nas.contrib.darts import CellGenotype
 from nnabla_nas.module import read_parameter_file
 from tests import datasets
 from tests.conftest import ROOT
+from tests.events import read_image_tags
 
 SMALL = ["--set", "epoch=1", "--set", "batch_size_train=8", "--set", "mini_batch_train=8",
          "--set", "batch_size_valid=10", "--set", "mini_batch_valid=10",
@@ -43,6 +44,11 @@ def test_darts_search_then_retrain(tmp_path, cifar_dir):
     assert cell.normal_concat == cell.reduce_concat == [2, 3]
     for name in ("arch.h5", "arch.png", "normal.png", "reduce.png", "weights.h5"):
         assert (search / name).is_file(), name
+    tags = read_image_tags(search / "tensorboard")
+    assert {"architecture/arch.png", "architecture/normal.png", "architecture/reduce.png"} <= tags
+    log = (search / "log.txt").read_text()
+    assert "finished: DartsSearcher on darts, 1 epoch" in log
+    assert f"next: retrain it with -a Trainer --set network.genotype={search / 'arch.h5'}" in log
     # retrain from arch.json (20 cells in the file, 3 here) with auxiliary head and drop-path
     train = tmp_path / "train"
     res = _run("darts_train.json", "Trainer", train, cifar_dir,
