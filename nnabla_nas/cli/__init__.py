@@ -18,12 +18,15 @@ import shlex
 import shutil
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import ConfigError, GenotypeError, Interrupted, NnasError, OutputError
 from ..utils.io import atomic_write_json
 from .args import build_parser as build_parser  # re-exported; no nnabla: --help works without
 from .args import parse_args
+
+if TYPE_CHECKING:  # nnabla_nas.config imports nnabla: imported where a run needs it
+    from ..config import ExperimentConfig
 
 logger = logging.getLogger("nnabla_nas")
 
@@ -166,6 +169,8 @@ def resolve_config(cfg: ExperimentConfig, options: Any) -> dict[str, Any]:
 def _resolved_saved(saved: Path, algo: Any) -> dict[str, Any]:
     """A run's saved ``config.json`` resolved by this version: keys added since the run started
     take their defaults (which is what the run computed with), so they are no difference."""
+    from ..config import ExperimentConfig, parse_dataclass
+
     raw = read_experiment(str(saved))
     try:
         cfg = ExperimentConfig.from_dict(raw)

@@ -105,7 +105,8 @@ def test_run_writes_the_searcher_outputs(tmp_path, caplog):
 
     layout = Layout()
     layout.ParseFromString(layouts[0].tensor.string_val[0])
-    charts = {c.title: {ch.title: list(ch.multiline.tag) for ch in c.chart} for c in layout.category}
+    charts = {c.title: {ch.title: list(ch.multiline.tag) for ch in c.chart}
+              for c in layout.category}  # fmt: skip
     assert charts["architecture probabilities"] == {
         "choice": [f"^arch/choice/{name}$" for name in NAMES]
     }
