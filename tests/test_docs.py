@@ -83,11 +83,23 @@ def arguments(command: str) -> list[str]:
     return words[at + 1 :]
 
 
-DOCUMENTED = [(path.relative_to(ROOT).as_posix(), c) for path in DOCS for c in commands(path)]
+def _outputs(path: Path) -> list[tuple[str, ...]]:
+    """Per command of ``path``: the output folders (``-o``) of the commands before it."""
+    written, out = [], []
+    for command in commands(path):
+        out.append(tuple(written))
+        argv = arguments(command)
+        if argv and argv[0] not in SUBCOMMANDS and "-o" in argv[:-1]:
+            written.append(argv[argv.index("-o") + 1].rstrip("/"))
+    return out
+
+
+DOCUMENTED = [(path.relative_to(ROOT).as_posix(), c, w) for path in DOCS
+              for c, w in zip(commands(path), _outputs(path))]  # fmt: skip
 
 
 def test_the_docs_have_commands_to_check():
-    files = {f for f, _ in DOCUMENTED}
+    files = {f for f, _, _ in DOCUMENTED}
     assert {"README.md", "docs/tutorial.rst", "docs/resume.rst", "docs/export.rst"} <= files
     assert len(DOCUMENTED) > 40
 
@@ -105,9 +117,12 @@ def _exists(path: str) -> bool:
     return path.startswith(WRITTEN) or (ROOT / path).exists()
 
 
-def check_command(argv: list[str]) -> None:
+def check_command(argv: list[str], written: tuple[str, ...] = ()) -> None:
     """Raises ConfigError or AssertionError when the documented ``argv`` cannot run as written
-    (placeholders such as ``CONFIG.json`` or ``OUTPUT_DIR`` are not commands and fail)."""
+    (placeholders such as ``CONFIG.json`` or ``OUTPUT_DIR`` are not commands and fail).
+
+    ``written``: the output folders of the commands before it on the same page; a genotype under
+    ``log/`` must be in one of them (the page's commands run in order, copy-pasted)."""
     if argv and argv[0] in SUBCOMMANDS:
         args = _subcommand_parser(argv[0])(argv[1:])
         path = getattr(args, "file", None)
@@ -130,13 +145,20 @@ def check_command(argv: list[str]) -> None:
     genotype = data.get("network", {}).get("genotype")
     if isinstance(genotype, str):
         assert _exists(genotype), f"network.genotype {genotype}: no such file"
+        if genotype.startswith("log/"):
+            folder = genotype.rsplit("/", 1)[0]
+            assert folder in written, (
+                f"network.genotype {genotype}: no command above writes {folder} "
+                f"(they write {', '.join(written) or 'nothing'})"
+            )
     ExperimentConfig.from_dict(data)  # every key and value checked
 
 
-@pytest.mark.parametrize("where, command", DOCUMENTED, ids=[f"{f}:{c[:60]}" for f, c in DOCUMENTED])
-def test_documented_command_runs_as_written(where, command):
+@pytest.mark.parametrize("where, command, written", DOCUMENTED,
+                         ids=[f"{f}:{c[:60]}" for f, c, _ in DOCUMENTED])  # fmt: skip
+def test_documented_command_runs_as_written(where, command, written):
     try:
-        check_command(arguments(command))
+        check_command(arguments(command), written)
     except (ConfigError, AssertionError) as err:
         pytest.fail(f"{where}: {command}\n  {err}")
 
