@@ -43,10 +43,10 @@ def build_model(cfg: ExperimentConfig, genotype: Any, rng: np.random.RandomState
             raise type(err)(err.message, key=f"network.{err.key}") from None
         raise
     logger.info(
-        "network %s: %d choices, %d weights",
+        "network %s: %d choices, %s weights",
         cfg.network.search_space,
         len(model.choices()),
-        model.num_params(),
+        f"{model.num_params():,}",
     )
     return model
 

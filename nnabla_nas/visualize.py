@@ -32,6 +32,7 @@ __all__ = [
     "draw_architecture",
     "draw_cell",
     "kernel_of",
+    "probability_image",
 ]
 
 logger = logging.getLogger(__name__)
@@ -261,12 +262,13 @@ def cell_dot(
 ) -> Any:
     """A cell (DARTS-style) as a ``graphviz.Digraph``, laid out left to right.
 
-    Nodes ``c_{k-2}`` and ``c_{k-1}`` (the cell inputs, numbered 0 and 1), the intermediate
-    nodes ``0 .. n-1`` (numbered 2 ..), and the output ``c_{k}`` that concatenates ``concat``;
-    every edge is labelled with its operation.
+    The nodes carry the numbers of ``arch.json`` and of the choice labels (``edge_<to>_<from>``):
+    the cell inputs 0 (``c_{k-2}``) and 1 (``c_{k-1}``), the intermediate nodes 2, 3, ..., and
+    the output ``c_{k}`` that concatenates ``concat``; every edge is labelled with its operation.
 
     Args:
-        nodes: per intermediate node, its incoming edges ``(operation, input number)``.
+        nodes: per intermediate node (2, 3, ...), its incoming edges ``(operation, input
+            number)``.
         concat: the node numbers concatenated into the output.
         name: the graph's name (e.g. ``normal``, ``reduce``).
     """
@@ -276,17 +278,16 @@ def cell_dot(
     dot.attr(rankdir="LR", fontname="Helvetica")
     dot.attr("node", fontname="Helvetica", fontsize="11", style="filled", shape="rect")
     dot.attr("edge", fontname="Helvetica", fontsize="10")
-    ids = ["c_{k-2}", "c_{k-1}", *(str(i) for i in range(len(nodes)))]
-    for node_id in ids[:2]:
-        dot.node(node_id, fillcolor="darkseagreen2")
-    for node_id in ids[2:]:
-        dot.node(node_id, fillcolor="lightblue")
-    dot.node("c_{k}", fillcolor="palegoldenrod")
+    dot.node("0", "0: c_{k-2}", fillcolor="darkseagreen2")
+    dot.node("1", "1: c_{k-1}", fillcolor="darkseagreen2")
+    for i in range(len(nodes)):
+        dot.node(str(i + 2), fillcolor="lightblue")
+    dot.node("out", "c_{k}", fillcolor="palegoldenrod")
     for i, edges in enumerate(nodes):
         for op, j in edges:
-            dot.edge(ids[j], ids[i + 2], label=op, fillcolor="gray")
+            dot.edge(str(j), str(i + 2), label=op, fillcolor="gray")
     for j in concat:
-        dot.edge(ids[j], "c_{k}", fillcolor="gray")
+        dot.edge(str(j), "out", fillcolor="gray")
     return dot
 
 
@@ -313,3 +314,60 @@ def architecture_image(png_path: str | os.PathLike) -> np.ndarray:
 
     with Image.open(png_path) as img:
         return np.asarray(img.convert("RGB"), dtype=np.uint8)
+
+
+def _font(size: int) -> Any:
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=size)  # FreeType (Pillow >= 10.1)
+    except (TypeError, OSError):
+        return ImageFont.load_default()
+
+
+def probability_image(probabilities: Mapping[str, Mapping[str, float]],
+                      title: str = "") -> np.ndarray:  # fmt: skip
+    """A heat map of a searcher's distribution: one row per choice (its label), one cell per
+    candidate with its name and probability, darker for more probable, the argmax framed.
+
+    Args:
+        probabilities: ``label -> {candidate: probability}`` (e.g. ``results.json``'s
+            ``arch_probabilities``).
+        title: a line above the table (e.g. the epoch).
+
+    Returns:
+        an ``(H, W, 3)`` uint8 image.
+    """
+    from PIL import Image, ImageDraw
+
+    font, pad, row_h = _font(12), 6, 22
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def width(text: str) -> int:
+        return int(probe.textlength(text, font=font))
+
+    rows = [(label, list(probs.items())) for label, probs in probabilities.items()]
+    label_w = max([width(label) for label, _ in rows] + [width("choice")]) + 2 * pad
+    cell_w = max([width(f"{name} 0.000") for _, cands in rows for name, _ in cands] + [40])
+    cell_w += 2 * pad
+    columns = max([len(cands) for _, cands in rows] + [1])
+    top = row_h if title else 0
+    img = Image.new("RGB", (label_w + columns * cell_w + 1, top + len(rows) * row_h + 1), "white")
+    draw = ImageDraw.Draw(img)
+    if title:
+        draw.text((pad, 4), title, fill=(0, 0, 0), font=font)
+    for r, (label, cands) in enumerate(rows):
+        y = top + r * row_h
+        draw.text((pad, y + 4), label, fill=(0, 0, 0), font=font)
+        best = max(range(len(cands)), key=lambda i: cands[i][1]) if cands else -1
+        for c, (name, p) in enumerate(cands):
+            x = label_w + c * cell_w
+            shade = float(np.sqrt(min(max(p, 0.0), 1.0)))  # sqrt: small differences show
+            fill = tuple(int(round(255 + shade * (v - 255))) for v in (8, 69, 148))
+            draw.rectangle([x, y, x + cell_w, y + row_h], fill=fill, outline=(200, 200, 200))
+            if c == best:
+                draw.rectangle([x + 1, y + 1, x + cell_w - 1, y + row_h - 1],
+                               outline=(220, 30, 30), width=2)  # fmt: skip
+            ink = (255, 255, 255) if shade > 0.6 else (0, 0, 0)
+            draw.text((x + pad, y + 4), f"{name} {p:.3f}", fill=ink, font=font)
+    return np.asarray(img, dtype=np.uint8)

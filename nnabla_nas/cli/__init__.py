@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from ..errors import ConfigError, GenotypeError, Interrupted, NnasError, OutputError
 from ..parsing import load_json
 from ..utils.io import atomic_write_json
+from .args import build_parser as build_parser  # re-exported; no nnabla: --help works without
+from .args import parse_args
 from .output import (
     RUN_FILES,
     check_output_arg,
@@ -45,7 +47,6 @@ __all__ = [
     "resolve_config",
     "resume_command",
     "run",
-    "set_context",
 ]
 
 logger = logging.getLogger("nnabla_nas")
@@ -70,86 +71,6 @@ def quiet_nnabla_startup() -> None:
 
 
 quiet_nnabla_startup()
-
-
-class _ArgumentParser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # exit 2 with one line, as for a bad config
-        raise ConfigError(f"{message} (see --help)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser; ``--help`` lists the algorithms and search spaces."""
-    from ..contrib import SPACES
-    from ..runner import ALGORITHMS
-
-    epilog = (
-        f"algorithms (-a): {', '.join(ALGORITHMS.names())}\n"
-        f"search spaces (network.search_space): {', '.join(SPACES.names())}\n\n"
-        "example:\n  python main.py --search -f examples/mnist_search.json "
-        "-a ProxylessNasSearcher -o log/mnist/search"
-    )
-    p = _ArgumentParser(
-        prog="nnabla-nas",
-        description="Neural architecture search on NNabla: search an architecture or train one.",
-        epilog=epilog,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument(
-        "-c",
-        "--context",
-        choices=["cpu", "cudnn"],
-        default=None,
-        help="nnabla extension (default: the file's 'context', else cpu)",
-    )
-    p.add_argument("-d", "--device-id", type=int, default=None, help="GPU id (cudnn)")
-    p.add_argument(
-        "-t",
-        "--type-config",
-        choices=["float", "half"],
-        default=None,
-        help="computation type (default float)",
-    )
-    p.add_argument(
-        "--search",
-        action="store_true",
-        default=None,
-        help="search mode: split the training data into weight and architecture parts",
-    )
-    p.add_argument(
-        "-f",
-        "--file",
-        default=None,
-        metavar="CONFIG.json",
-        help="the experiment file (JSON); with --resume, default OUTPUT_DIR/config.json",
-    )
-    p.add_argument(
-        "-a", "--algorithm", default=None, help="algorithm (default: the file's 'algorithm')"
-    )
-    p.add_argument("-o", "--output", required=True, metavar="OUTPUT_DIR", help="output folder")
-    p.add_argument(
-        "--data-dir", default=None, help="datasets folder (default: the file's 'data_dir')"
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY.PATH=VALUE",
-        help="override a key of the experiment file (value in JSON syntax), repeatable",
-    )
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: the file's)")
-    p.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="start afresh in an output folder that holds a previous run (its checkpoint/, "
-        "tensorboard/ and log.txt are removed)",
-    )
-    p.add_argument(
-        "--resume",
-        action="store_true",
-        help="continue the run in OUTPUT_DIR from its last checkpoint (same configuration; "
-        "--set may change only epoch, print_frequency, checkpoint_every, data_dir, device_id)",
-    )
-    return p  # fmt: skip
 
 
 def read_experiment(path: str) -> dict[str, Any]:
@@ -230,29 +151,6 @@ def resolve(
     return data, algorithm
 
 
-def set_context(cfg: ExperimentConfig, device_id: int | None = None) -> None:
-    """Selects nnabla's extension context (the CUDA extension is imported only when asked).
-
-    ``device_id`` (the local rank of a data-parallel process) wins over ``cfg.device_id``.
-    """
-    import nnabla as nn
-    from nnabla.ext_utils import get_extension_context
-
-    ext = cfg.context or "cpu"
-    device = device_id if device_id is not None else (cfg.device_id or 0)
-    try:
-        ctx = get_extension_context(
-            ext, device_id=str(device), type_config=cfg.type_config or "float"
-        )
-    except ImportError as err:
-        raise ConfigError(
-            f"the {ext!r} extension is not installed ({err}); "
-            "install nnabla_nas[cuda] or use -c cpu",
-            key="context",
-        ) from None
-    nn.set_default_context(ctx)
-
-
 def resolve_config(cfg: ExperimentConfig, options: Any) -> dict[str, Any]:
     """The resolved configuration (``config.json``): every key with its value, defaults
     included, and the algorithm's options."""
@@ -280,11 +178,12 @@ def _resolved_saved(saved: Path, raw: dict[str, Any], algo: Any) -> dict[str, An
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses ``argv``, runs the experiment and returns its results (raises on errors). The
     output folder is locked while the run goes (:mod:`nnabla_nas.utils.lock`)."""
+    args = parse_args(argv, tuple(SUBCOMMANDS))  # before any import of nnabla (--help)
     with contextlib.ExitStack() as held:
-        return _run(argv, held)
+        return _run(args, held)
 
 
-def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, Any]:
+def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> dict[str, Any]:
     import numpy as np
 
     from ..assemble import (
@@ -299,9 +198,10 @@ def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, An
     from ..distributed import make_communicator
     from ..runner import ALGORITHMS
     from ..runner.monitor import setup_logging
+    from .device import choose_device, set_context
+    from .summary import run_summary
 
     setup_logging(None)
-    args = build_parser().parse_args(argv)
     output = check_output_arg(args.output)
     source = resume_source(args)
     saved = source[0] if source is not None else None
@@ -311,8 +211,11 @@ def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, An
     raw["algorithm"] = algo_name
     cfg = ExperimentConfig.from_dict(raw)
     # Several processes under mpirun: each takes its shard of every batch (docs/distributed.rst).
-    comm = make_communicator(cfg.context or "cpu", cfg.type_config or "float")
+    device = choose_device(cfg.context, cfg.device_id, cfg.type_config)
+    comm = make_communicator(device.context, device.type_config)
     setup_logging(None, rank=comm.rank)
+    if device.warning:
+        logger.warning("%s", device.warning)
     if cfg.search and not algo.search:
         raise ConfigError(f"{algo_name} trains a fixed network; drop --search or pick a searcher",
                           key="--search")  # fmt: skip
@@ -331,7 +234,7 @@ def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, An
         )
     # Everything named by the file is checked before the output folder is touched.
     splits = load_data(cfg)
-    set_context(cfg, device_id=comm.local_rank if comm.size > 1 else None)
+    set_context(device, device_id=comm.local_rank if comm.size > 1 else None)
     import nnabla as nn
 
     nn.random.seed(cfg.seed)
@@ -389,7 +292,8 @@ def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, An
                     f" with changed {', '.join(changed)}" if changed else "")  # fmt: skip
     if comm.is_main and saved is None:
         atomic_write_json(output / "config.json", resolved)
-    logger.info("experiment %s -> %s (%s on %s)", args.file, output, algo_name, cfg.dataset)
+    logger.info("experiment %s -> %s (%s on %s; device %s)", args.file, output, algo_name,
+                cfg.dataset, device.describe())  # fmt: skip
     if comm.size > 1:
         logger.info("%d data-parallel processes (%s)", comm.size, type(comm).__name__)
     runner = build_algorithm(cfg, algo, model, data, output, options, regularizers, comm)
@@ -398,7 +302,8 @@ def _run(argv: Sequence[str] | None, held: contextlib.ExitStack) -> dict[str, An
         if comm.is_main:  # after resume()'s checks: records the changed safe keys (epoch...)
             atomic_write_json(output / "config.json", resolved)
     results = runner.run()
-    logger.info("done: outputs in %s", output)
+    if comm.is_main:
+        logger.info("%s", run_summary(results, output))
     return results
 
 

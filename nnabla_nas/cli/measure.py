@@ -15,7 +15,9 @@ import numpy as np
 from ..config import ExperimentConfig, RegularizerConfig
 from ..contrib.model import Model
 from ..errors import NnasError
-from . import _ArgumentParser, read_experiment, set_context
+from . import read_experiment
+from .args import _ArgumentParser
+from .device import choose_device, set_context
 
 __all__ = [
     "LatencySettings",
@@ -88,7 +90,7 @@ def build_space(cfg: ExperimentConfig, rng: np.random.RandomState) -> Model:
 
     from ..assemble import build_model, load_network_genotype
 
-    set_context(cfg)
+    set_context(choose_device(cfg.context, cfg.device_id, cfg.type_config))
     nn.clear_parameters()
     return build_model(cfg, load_network_genotype(cfg), rng=rng)
 

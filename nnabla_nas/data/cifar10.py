@@ -165,8 +165,9 @@ def load_cifar10(
         if not archive.is_file():
             if download is None or not download(CIFAR10_URL, archive, CIFAR10_MD5):
                 raise DatasetNotFoundError(
-                    f"CIFAR-10 not found in {folder} and it could not be downloaded: {LAYOUT}",
-                    key="dataset",
+                    f"CIFAR-10 not found in {folder} and it could not be downloaded: {LAYOUT}; "
+                    "or point --data-dir DIR (the file's data_dir) at the folder holding it",
+                    key="data_dir",
                 )
         source, batches = archive, _read_archive(archive)
     train = tuple(np.concatenate(a) for a in zip(*(batches[n] for n in TRAIN_BATCHES)))

@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Mapping, Sequence
 
+from .monitor import readable
+
 __all__ = ["HardwareReport"]
 
 logger = logging.getLogger(__name__)
@@ -53,5 +55,5 @@ class HardwareReport:
             figures.update({f"{label}_{k}": float(v) for k, v in values.items()})
         if figures:
             logger.info("hardware estimates of the evaluated architecture: %s",
-                        ", ".join(f"{k} {v:.6g}" for k, v in figures.items()))  # fmt: skip
+                        ", ".join(f"{k} {readable(v)}" for k, v in figures.items()))  # fmt: skip
         return figures

@@ -27,7 +27,7 @@ from .batches import ArchBatches, epoch_batches
 from .checkpoint import CheckpointStore
 from .faults import Faults
 from .hardware import HardwareReport
-from .monitor import Monitor, log_to_file
+from .monitor import Monitor, Progress, log_to_file, readable
 from .snapshots import check_parameters_finite, load_checkpoint, save_checkpoint
 from .state import RunState
 from .steps import Steps
@@ -238,9 +238,8 @@ class Loop:
                 sums[k] = sums.get(k, 0.0) + v
             self.monitor.scalars(phase, metrics, state.iteration)
             if state.step % opts.print_frequency == 0 or state.step == steps:
-                text = " ".join(f"{k} {v / state.step:.4f}" for k, v in sums.items())
                 logger.info("epoch %d/%d (%s) step %d/%d: %s", epoch + 1, total, phase,
-                            state.step, steps, text)  # fmt: skip
+                            state.step, steps, self._step_text(sums, metrics))  # fmt: skip
             bar.update(1)
             if self.faults.stop_signal is not None:
                 bar.close()
@@ -250,13 +249,25 @@ class Loop:
         bar.close()
         self._end_epoch(epoch, total, steps)
 
+    def _step_text(self, sums: dict[str, float], metrics: dict[str, float]) -> str:
+        """The step line's figures: the epoch's means so far, but the current learning rate."""
+        return " ".join(f"{k} {readable(metrics[k])}" if k == "lr" else
+                        f"{k} {v / self.state.step:.4f}" for k, v in sums.items())  # fmt: skip
+
+    def _evaluation(self, loader: Any, split: str, epoch: int, total: int) -> Progress:
+        """``loader`` with a progress bar (rank 0, on a terminal) while it is evaluated."""
+        enabled = None if self.comm.is_main else False
+        return Progress(loader, f"epoch {epoch + 1}/{total} {split}", enabled)
+
     def _end_epoch(self, epoch: int, total: int, steps: int) -> None:
         state, algo = self.state, self.algo
         self.sync_statistics()
-        valid = self.steps.evaluate(self.data.valid, "valid", self.options.mini_batch_valid,
+        valid = self.steps.evaluate(self._evaluation(self.data.valid, "valid", epoch, total),
+                                    "valid", self.options.mini_batch_valid,
                                     algo.evaluating)  # fmt: skip
         self.sync_statistics()
-        test = self.steps.evaluate(self.data.test, "test", self.options.mini_batch_valid,
+        test = self.steps.evaluate(self._evaluation(self.data.test, "test", epoch, total),
+                                   "test", self.options.mini_batch_valid,
                                    algo.evaluating)  # fmt: skip
         metrics = {f"train_{k}": v / steps for k, v in state.epoch_sums.items() if k != "lr"}
         metrics.update({f"valid_{k}": v for k, v in valid.items()})
@@ -281,6 +292,7 @@ class Loop:
                 self.save_weights()
         if self.exporter is not None:
             self.exporter.epoch_end(export, epoch + 1, metrics, hardware)
+        self.monitor.write_layout()
         state.epoch, state.step, state.epoch_sums = epoch + 1, 0, {}
         self.save_checkpoint()
         self._agree_on_stop()

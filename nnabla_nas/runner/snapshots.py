@@ -72,7 +72,7 @@ def save_checkpoint(loop: Any) -> Path:
     if not loop.comm.is_main:
         loop.faults.saved = (position, loop.checkpoints.folder)
         return loop.checkpoints.folder
-    loop.monitor.close()
+    loop.monitor.flush()  # every event so far on disk: its size goes in the checkpoint
     runner = {
         "algorithm": type(loop.algo).__name__,
         "steps_per_epoch": loop.steps_per_epoch,

@@ -12,6 +12,7 @@ from nnabla_nas.contrib.darts import CellGenotype
 from nnabla_nas.module import read_parameter_file
 from tests import datasets
 from tests.conftest import ROOT
+from tests.events import read_image_tags
 
 SMALL = ["--set", "epoch=1", "--set", "batch_size_train=8", "--set", "mini_batch_train=8",
          "--set", "batch_size_valid=10", "--set", "mini_batch_valid=10",
@@ -43,6 +44,17 @@ def test_darts_search_then_retrain(tmp_path, cifar_dir):
     assert cell.normal_concat == cell.reduce_concat == [2, 3]
     for name in ("arch.h5", "arch.png", "normal.png", "reduce.png", "weights.h5"):
         assert (search / name).is_file(), name
+    # arch.json numbers nodes as the choice labels do (inputs 0, 1; intermediate nodes 2, 3):
+    # its k-th edge feeds node 2 + k // 2 from node j, the choice normal/edge_<node>_<j>
+    probabilities = json.loads((search / "results.json").read_text())["arch_probabilities"]
+    for kind in ("normal", "reduce"):
+        for k, (op, j) in enumerate(arch[kind]):
+            assert op in probabilities[f"{kind}/edge_{2 + k // 2}_{j}"], (kind, k, op, j)
+    tags = read_image_tags(search / "tensorboard")
+    assert {"architecture/arch.png", "architecture/normal.png", "architecture/reduce.png"} <= tags
+    log = (search / "log.txt").read_text()
+    assert "finished: DartsSearcher on darts, 1 epoch" in log
+    assert f"next: retrain it with -a Trainer --set network.genotype={search / 'arch.h5'}" in log
     # retrain from arch.json (20 cells in the file, 3 here) with auxiliary head and drop-path
     train = tmp_path / "train"
     res = _run("darts_train.json", "Trainer", train, cifar_dir,

@@ -353,6 +353,9 @@ def test_cell_drawing_has_one_labelled_edge_per_genotype_edge():
     labelled = [line for line in src.splitlines() if "->" in line and "label=" in line]
     assert len(labelled) == 8  # two edges per node
     assert sum("->" in line and "label=" not in line for line in src.splitlines()) == 4  # concat
-    # node 3 (drawn "1") takes skip_connect from node 2 (drawn "0") and max_pool from c_{k-1}
-    assert any(line.strip().startswith("0 -> 1") and "skip_connect" in line for line in labelled)
-    assert any('"c_{k-1}" -> 1' in line and "max_pool_3x3" in line for line in labelled)
+    # drawn with arch.json's numbers: node 3 takes skip_connect from node 2 and max_pool from
+    # input 1 (c_{k-1})
+    assert any(line.strip().startswith("2 -> 3") and "skip_connect" in line for line in labelled)
+    assert any(line.strip().startswith("1 -> 3") and "max_pool_3x3" in line for line in labelled)
+    assert '1 [label="1: c_{k-1}"' in src
+    assert [int(line.split()[0]) for line in src.splitlines() if "-> out" in line] == [2, 3, 4, 5]

@@ -129,8 +129,9 @@ def test_injected_download_is_used(tmp_path, write_cifar, cifar_batches):
 
 
 def test_no_download_when_disabled(tmp_path):
-    with pytest.raises(DatasetNotFoundError, match="could not be downloaded"):
+    with pytest.raises(DatasetNotFoundError, match="could not be downloaded") as err:
         cifar_mod.load_cifar10(tmp_path, download=None)
+    assert err.value.key == "data_dir" and "--data-dir DIR" in err.value.message
 
 
 def test_download_file_checks_md5(tmp_path):

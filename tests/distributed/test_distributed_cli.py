@@ -82,7 +82,7 @@ def test_search_on_two_processes_writes_each_file_once(searched):
     assert log.count("epoch 2/2 done") == 1 and "[rank 1]" not in log
     assert "2 data-parallel processes (MpiCommunicator)" in log
     assert "each takes 16 examples of every batch" in log
-    assert stdout.count("done: outputs in") == 1  # rank 1 logs nothing
+    assert stdout.count("] finished: ") == 1  # the end-of-run summary; rank 1 logs nothing
     res = json.loads((out / "results.json").read_text())
     assert res["steps"] == 2 * 3 and len(res["history"]) == 2  # global batches of 32
     assert 0.0 <= res["final"]["valid_error"] <= 1.0

@@ -223,7 +223,9 @@ def test_latency_constrained_search_end_to_end(tmp_path):
     assert results["hardware"]["flops_macs"] > 0 and results["hardware"]["flops_params"] > 0
     assert results["final"]["train_arch_expected_latency"] > 0
     log = (out / "log.txt").read_text()
-    assert f"latency_ms {latency:.6g}" in log
+    from nnabla_nas.runner.monitor import readable
+
+    assert f"latency_ms {readable(latency)}" in log
     assert read_scalars(out / "tensorboard")["hardware/latency_ms"][-1][1] == pytest.approx(
         latency, rel=1e-6
     )

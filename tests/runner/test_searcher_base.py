@@ -89,8 +89,30 @@ def test_run_writes_the_searcher_outputs(tmp_path, caplog):
     assert sc["arch_entropy/mean"][2] == pytest.approx(sc["arch_entropy/choice"][2])
     assert set(sc["arch/choice/linear"]) == {1, 2}
     assert len(sc["train/arch_loss"]) == 8  # one per step: 2 epochs of 4 batches
-    images = [v for ev in events for v in ev.summary.value if v.HasField("image")]
-    assert len(images) == 2 and images[-1].image.encoded_image_string.startswith(PNG_MAGIC)
+    images: dict[str, list[int]] = {}
+    for ev in events:
+        for v in ev.summary.value:
+            if v.HasField("image"):
+                assert v.image.encoded_image_string.startswith(PNG_MAGIC)
+                images.setdefault(v.tag, []).append(ev.step)
+    assert images == {"architecture/arch.png": [1, 2], "architecture/probabilities": [1, 2]}
+    # one event file for the whole run, holding the custom-scalars layout once: a chart of the
+    # choice's candidates (tags named by its label) and the run's error chart
+    assert len(list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))) == 1
+    layouts = [v for ev in events for v in ev.summary.value if v.tag == "custom_scalars__config__"]
+    assert len(layouts) == 1
+    from tensorboardX.proto.layout_pb2 import Layout
+
+    layout = Layout()
+    layout.ParseFromString(layouts[0].tensor.string_val[0])
+    charts = {c.title: {ch.title: list(ch.multiline.tag) for ch in c.chart}
+              for c in layout.category}  # fmt: skip
+    assert charts["architecture probabilities"] == {
+        "choice": [f"^arch/choice/{name}$" for name in NAMES]
+    }
+    assert charts["run"]["error (train, valid, test)"] == [
+        f"^epoch/{split}_error$" for split in ("train", "valid", "test")
+    ]
 
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["architecture"] == {"choice": best} == summary["architecture"]
@@ -182,7 +204,7 @@ def test_tensorboard_tags_replace_illegal_characters(tmp_path, caplog):
     s = make_searcher(space, str(tmp_path))
     with caplog.at_level(logging.INFO):
         _exporter(s).epoch_end(s.export(), 1, {}, {})
-        s.loop().monitor.close()  # flush() does not drain tensorboardX's queue
+        s.loop().monitor.flush()
     assert not [r for r in caplog.records if "illegal" in r.getMessage()]
     sc = scalars(read_events(tmp_path / "tensorboard"))
     assert sc["arch/choice/MB1_1x1"][1] == pytest.approx(1 / 3)

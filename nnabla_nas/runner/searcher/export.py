@@ -5,9 +5,13 @@ epoch (:class:`Exporter`), the same for every searcher:
   where it has some, the epoch, its metrics and hardware estimates), the space's own files
   (:meth:`~nnabla_nas.contrib.model.Model.export_files`, e.g. DARTS' ``arch.json``) and
   ``arch.png`` (drawn with graphviz; skipped with a warning when ``dot`` is missing);
-- TensorBoard: the drawing, every candidate's probability as ``arch/<label>/<candidate>``,
-  every choice's entropy as ``arch_entropy/<label>`` and their mean as ``arch_entropy/mean``
-  (searchers with probabilities; see :func:`tag` for the characters replaced);
+- TensorBoard: the drawings (``architecture/arch.png`` and the space's own, e.g. DARTS'
+  ``architecture/normal.png`` and ``architecture/reduce.png``); for searchers with
+  probabilities, every candidate's probability as ``arch/<label>/<candidate>``, grouped into
+  one multi-line chart per choice (custom scalars, category ``architecture probabilities``), a
+  heat map of them all (``architecture/probabilities``), every choice's entropy as
+  ``arch_entropy/<label>`` and their mean as ``arch_entropy/mean`` (one chart); see :func:`tag`
+  for the characters replaced. Every file and tag names a choice by its label;
 - the log: a table of the architecture, with a ``changed`` column against the previous epoch.
 """
 
@@ -25,7 +29,8 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ...genotype import save_genotype
-from ...visualize import architecture_image, draw_architecture
+from ...visualize import draw_architecture, probability_image
+from ..monitor import exact_tag
 
 __all__ = ["ArchExport", "Exporter", "entropy", "tag"]
 
@@ -106,8 +111,12 @@ class Exporter:
         if self.comm.is_main:  # the other data-parallel ranks hold the same architecture
             genotype = self.model.to_genotype(export.architecture, export.logits, extra)
             save_genotype(self.output / "arch.h5", genotype)
-            self.model.export_files(self.output, export.architecture, export.probabilities)
+            written = self.model.export_files(self.output, export.architecture,
+                                              export.probabilities)  # fmt: skip
             self._draw(export, step)
+            for path in written:  # the space's drawings (DARTS: normal.png, reduce.png)
+                if Path(path).suffix == ".png":
+                    self.monitor.writer.add_png(f"architecture/{Path(path).name}", path, step)
         self._log_probabilities(export, step)
         logger.info("architecture after epoch %d:\n%s", step, self.table(export))
         self.previous = dict(self.names(export))
@@ -124,20 +133,35 @@ class Exporter:
         path = draw_architecture(self.model, self.output / "arch.png", self.input_shape,
                                  architecture=export.architecture,
                                  probabilities=export.probabilities)  # fmt: skip
-        image = architecture_image(path)
-        self.monitor.writer.add_image("architecture", image, step, dataformats="HWC")
+        self.monitor.writer.add_png("architecture/arch.png", path, step)
+
+    def layout(self, probabilities: Mapping[str, Mapping[str, float]]) -> dict[str, Any]:
+        """The custom-scalars categories of the architecture: a multi-line chart per choice
+        (its candidates' probabilities) and one of the entropies."""
+        charts = OrderedDict(
+            (label, [exact_tag(tag(f"arch/{label}/{name}")) for name in probs])
+            for label, probs in probabilities.items()
+        )
+        entropies = {"entropy of every choice (nats)": ["^arch_entropy/"]}
+        return {"architecture probabilities": charts, "architecture entropy": entropies}
 
     def _log_probabilities(self, export: ArchExport, step: int) -> None:
         writer = self.monitor.writer
+        probabilities = self.probabilities(export)
+        if not probabilities:
+            return
+        self.monitor.layout.update(self.layout(probabilities))
         entropies = []
-        for label, probs in self.probabilities(export).items():
+        for label, probs in probabilities.items():
             for name, p in probs.items():
                 writer.add_scalar(tag(f"arch/{label}/{name}"), p, step)
             h = entropy(np.fromiter(probs.values(), dtype=np.float64))
             entropies.append(h)
             writer.add_scalar(tag(f"arch_entropy/{label}"), h, step)
-        if entropies:
-            writer.add_scalar("arch_entropy/mean", float(np.mean(entropies)), step)
+        writer.add_scalar("arch_entropy/mean", float(np.mean(entropies)), step)
+        if self.comm.is_main:
+            image = probability_image(probabilities, f"architecture probabilities, epoch {step}")
+            writer.add_image("architecture/probabilities", image, step, dataformats="HWC")
 
     def table(self, export: ArchExport) -> str:
         """The architecture as a text table: choice, candidate and, with probabilities, its
