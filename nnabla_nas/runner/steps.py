@@ -135,6 +135,7 @@ class Steps:
         key: str,
         mini: int | None,
         network: Callable[[], ContextManager[Any]] | None = None,
+        limit: int | None = None,
     ) -> dict[str, float]:
         """Mean loss and error of the model over ``loader`` in inference mode; with several
         processes, over all their shards.
@@ -145,7 +146,15 @@ class Steps:
             mini: examples per forward pass (None: whole batches).
             network: a context in which the evaluated network is built (the searcher's
                 evaluation rule); None: the model as it is.
+            limit: evaluate only the first ``limit`` examples of the loader's order (over all
+                processes: rank ``r`` of ``size`` holds the positions ``r, r + size, ...``, so
+                it takes ``limit // size`` of its shard, one more when ``r < limit % size``);
+                None: every example.
         """
+        quota = math.inf
+        if limit is not None:
+            size, rank = self.comm.size, self.comm.rank
+            quota = limit // size + (1 if rank < limit % size else 0)
         training = self.model.training
         self.model.apply(training=False)
         try:
@@ -153,7 +162,9 @@ class Steps:
                 loss_sum = err_sum = 0.0
                 count = 0
                 built: dict = {}
-                for x, y in loader:
+                for x, y in loader if quota > 0 else ():
+                    if count + len(x) > quota:  # the subset ends inside this batch
+                        x, y = x[: int(quota - count)], y[: int(quota - count)]
                     for xm, ym in self.split(x, y, mini or len(x)):
                         g = built.get(xm.shape)
                         if g is None:
@@ -164,6 +175,8 @@ class Steps:
                         loss_sum += float(loss.d) * len(xm)
                         err_sum += float(error.d) * len(xm)
                         count += len(xm)
+                    if count >= quota:  # (no further batch loaded)
+                        break
         finally:
             self.model.apply(training=training)
         if self.comm.size > 1:  # each rank evaluated its shard
