@@ -16,6 +16,7 @@ import numpy as np
 
 from ..distributed import Communicator
 from .options import Loader
+from .profile import NO_CLOCK, NoClock
 
 __all__ = ["Batch", "GraphBuilder", "Steps"]
 
@@ -46,6 +47,9 @@ class Steps:
         self.aux_weight = float(aux_weight)
         self._non_finite = non_finite
         self._graphs: dict[Any, tuple] = {}
+        #: Times graph construction, forwards and backwards (a profiler installs a
+        #: :class:`~nnabla_nas.runner.profile.PhaseClock`).
+        self.clock: NoClock = NO_CLOCK
 
     @staticmethod
     def split(x: np.ndarray, y: np.ndarray, mini: int) -> Batch:
@@ -61,12 +65,13 @@ class Steps:
         full_key = (key, shape)
         if cache and full_key in self._graphs:
             return self._graphs[full_key]
-        x = nn.Variable(shape)
-        y = nn.Variable((shape[0], 1))
-        outputs = build(x)
-        loss = self.model.loss(outputs, y, aux_weight=self.aux_weight)
-        logits = outputs[0] if isinstance(outputs, tuple) else outputs
-        error = self.model.error(logits, y)
+        with self.clock("graph"):
+            x = nn.Variable(shape)
+            y = nn.Variable((shape[0], 1))
+            outputs = build(x)
+            loss = self.model.loss(outputs, y, aux_weight=self.aux_weight)
+            logits = outputs[0] if isinstance(outputs, tuple) else outputs
+            error = self.model.error(logits, y)
         loss.persistent = True
         error.persistent = True
         g = (x, y, outputs, loss, error)
@@ -98,9 +103,11 @@ class Steps:
         for x, y in batch:
             gx, gy, _, loss, error = self.graph(key, x.shape, build, cache)
             gx.d, gy.d = x, y
-            nn.forward_all([loss, error], clear_no_need_grad=backward)
+            with self.clock("forward"):
+                nn.forward_all([loss, error], clear_no_need_grad=backward)
             if backward:
-                loss.backward(len(x) / total, clear_buffer=True)
+                with self.clock("backward"):
+                    loss.backward(len(x) / total, clear_buffer=True)
             loss_sum += float(loss.d) * len(x)
             err_sum += float(error.d) * len(x)
         loss_v = loss_sum / total
