@@ -24,6 +24,7 @@ exports, checkpoint), the issue's "epoch-end work". Every figure is printed with
         [--steps N] [--set KEY=VALUE ...]
 
 ``--steps N`` keeps the first N batches of the weight split (the evaluation splits are kept whole);
+with several processes, mini-batches that do not split are set to ``batch / procs``;
 ``--set`` overrides experiment keys, e.g. ``--set eval_every=2 --set test_at_end=true``
 (``docs/benchmarks.rst``: the figures before and after).
 """
@@ -128,6 +129,10 @@ def worker(args: argparse.Namespace, output: str) -> None:
     algorithm, raw = common.experiment(args.config, args.set)
     raw["print_frequency"] = 10**6
     comm = make_communicator("cpu")
+    for part in ("train", "valid"):  # each process takes whole mini-batches of its share
+        batch = raw[f"batch_size_{part}"]
+        if batch % (comm.size * (raw.get(f"mini_batch_{part}") or batch)):
+            raw[f"mini_batch_{part}"] = batch // comm.size
     algo = common.build_run(algorithm, raw, output, comm)
     if args.steps:
         train = algo.data.train
@@ -148,7 +153,16 @@ def worker(args: argparse.Namespace, output: str) -> None:
 
 
 def report(rows: list[dict], raw: dict, args: argparse.Namespace, load: str) -> None:
-    keys = ("epoch", "warmup", "batch_size_train", "eval_every", "eval_examples", "test_at_end")
+    keys = (
+        "epoch",
+        "warmup",
+        "batch_size_train",
+        "mini_batch_train",
+        "mini_batch_valid",
+        "eval_every",
+        "eval_examples",
+        "test_at_end",
+    )
     shown = {k: raw[k] for k in keys if k in raw}
     print(f"{args.config} search, {len(rows)} process(es), {rows[0]['steps']} iterations; "
           f"{json.dumps(shown)}; {load}")  # fmt: skip
