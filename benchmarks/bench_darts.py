@@ -20,18 +20,20 @@ RSS is reset to the current RSS (Linux ``/proc/self/clear_refs``, so that the tr
 loading the data does not hide the steps'); the peak after the steps minus that base is what the
 steps' graphs and buffers add.
 
-    .venv/bin/python benchmarks/bench_darts.py [--steps 10] [-f EXPERIMENT.json]
+    .venv/bin/python benchmarks/bench_darts.py [--steps 10] [--config tiny|issue] [-f FILE.json]
 
-Default experiment: the supernet of ``examples/darts_mnist_search.json`` (the ``darts`` space on
-the embedded MNIST digits, 1x28x28, init_channels 4, 3 cells, 3 nodes per cell, stem multiplier
-2) with batch 16 (one mini-batch) for weights and architecture, and that file's optimizers.
+Configurations: ``tiny`` (default): the supernet of ``examples/darts_mnist_search.json`` (the
+``darts`` space on the embedded MNIST digits at 1x28x28, init_channels 4, 3 cells, 3 nodes per
+cell, stem multiplier 2) with batch 16 (one mini-batch) for weights and architecture, and that
+file's optimizers; ``issue``: the issue's CIFAR-size configuration
+(``benchmarks/common.py``: 16 channels, 8 cells, 4 nodes, batch 32, random CIFAR-10 images);
+``--batch N`` sets every batch and mini-batch key to N (e.g. the peak memory at 32 and 64).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,11 +41,12 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import common
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = common.ROOT
 
-DEFAULT = {
+TINY = {
     "dataset": "mnist",
     "epoch": 1,
     "input_shape": [1, 28, 28],
@@ -63,87 +66,70 @@ DEFAULT = {
 }  # fmt: skip
 
 MEMORY_MODES = ("floor", "weight", "first", "second")
+BATCH_KEYS = ("batch_size_train", "batch_size_valid", "mini_batch_train", "mini_batch_valid")
 
 
-def _peak_mib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
-
-
-def _reset_peak() -> float:
-    """Resets the peak RSS to the current RSS (Linux >= 4.0); returns it in MiB."""
-    import gc
-
-    gc.collect()
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        print("warning: cannot reset the peak RSS: it includes the set-up", file=sys.stderr)
-    return _peak_mib()
+def experiment(args: argparse.Namespace) -> dict:
+    """The experiment dict of the command line (``-f``, ``--config``, ``--batch``)."""
+    if args.f:
+        raw = json.loads(Path(args.f).read_text())
+    elif args.config == "issue":
+        raw = common.experiment("darts")[1]
+    else:
+        raw = json.loads(json.dumps(TINY))
+    if args.batch:
+        raw.update({k: args.batch for k in BATCH_KEYS})
+        if args.config == "issue" and not args.f:  # 2 weight + 2 architecture batches
+            raw["data_dir"] = str(common.cifar_folder(4 * args.batch + 5 - (4 * args.batch) % 5,
+                                                      2 * args.batch))  # fmt: skip
+    return raw
 
 
 class Bench:
-    """The model, data, floor step and searcher steps of one experiment (in this process)."""
+    """The set-up loop of one DARTS search, its batches and the floor step (in this process)."""
 
     def __init__(self, raw: dict, steps: int, floor: bool, out: str) -> None:
         import nnabla as nn
-        import nnabla.solvers as S
 
-        from nnabla_nas.assemble import build_data, build_model, load_data
-        from nnabla_nas.config import ExperimentConfig
-        from nnabla_nas.module import full_rule
-        from nnabla_nas.runner.searcher.darts import DartsSearcher, DartsSearcherConfig
+        from nnabla_nas.runner.searcher.darts import DartsSearcherConfig
 
         self.Options = DartsSearcherConfig
-        self.cfg = cfg = ExperimentConfig.from_dict(raw)
         nn.random.seed(0)
-        self.model = model = build_model(cfg, None, True, np.random.RandomState(0))
-        data = build_data(cfg, load_data(cfg), search=True)
+        self.loop = loop = common.loop_of("DartsSearcher", raw, out)
+        self.searcher = s = loop.algo
+        self.model = model = loop.model
+        data = loop.data
         self.pairs = [(b, a) for _, b, a in zip(range(steps + 2), data.train, data.arch)]
-        self.mini, self.mini_v = cfg.mini_batch_train, cfg.mini_batch_valid
+        self.mini = loop.options.mini_batch_train or len(self.pairs[0][0][0])
+        self.mini_v = loop.options.mini_batch_valid or len(self.pairs[0][1][0])
         model.apply(training=True)
-        self.searcher = DartsSearcher(model, cfg, data, out, DartsSearcherConfig(), 0)
         if floor:
-            # The floor's own graph: full rule, frozen logits, built once (the searcher installs
-            # and removes its rules itself, so its graphs are unaffected).
-            rules = [(op, op.rule) for op in model.choices().values()]
-            frozen = [p for p in model.get_arch_parameters().values() if p.need_grad]
-            for op, _ in rules:
-                op.rule = full_rule
-            for p in frozen:
-                p.need_grad = False
-            self.x = nn.Variable((self.mini, *cfg.input_shape))
-            self.t = nn.Variable((self.mini, 1))
-            self.loss = model.loss(model(self.x), self.t, aux_weight=cfg.aux_weight)
-            for op, rule in rules:
-                op.rule = rule
-            self.frozen = frozen
-            self.solver = S.Momentum(0.05, 0.9)
-            self.solver.set_parameters(model.get_net_parameters(grad_only=True))
+            # The floor's own graph: the mixture rule, frozen logits, built once (the searcher
+            # installs and removes its rules itself, so its graphs are unaffected).
+            shape = (self.mini, *loop.input_shape)
+            with s.frozen(s.arch), s.use_rule(s.mixture_rule):
+                self.x, self.t = nn.Variable(shape), nn.Variable((self.mini, 1))
+                loss = model.loss(model(self.x), self.t, aux_weight=loop.options.aux_weight)
+            self._floor = common.plain_step(loss, 0.05, s.weights)
 
     def floor(self, i: int) -> None:
         (bx, by), _ = self.pairs[i % len(self.pairs)]
-        for p in self.frozen:
-            p.need_grad = False
-        self.x.d, self.t.d = bx[: self.mini], by[: self.mini]
-        self.solver.zero_grad()
-        self.loss.forward(clear_no_need_grad=True)
-        self.loss.backward(clear_buffer=True)
-        self.solver.update()
-        for p in self.frozen:
-            p.need_grad = True
+        s = self.searcher
+        with s.frozen(s.arch):
+            self.x.d, self.t.d = bx[: self.mini], by[: self.mini]
+            self._floor()
 
     def weight(self, i: int) -> None:
         (bx, by), _ = self.pairs[i % len(self.pairs)]
         s = self.searcher
-        s.current_train_batch = s.split(bx, by, self.mini)
-        s.train_step(s.current_train_batch, "train")
+        self.current = self.loop.steps.split(bx, by, self.mini)
+        s.train_step(self.current, "train")
 
     def arch(self, i: int, order: int) -> None:
         _, (ax, ay) = self.pairs[i % len(self.pairs)]
         s = self.searcher
         s.options = self.Options(order=order)
-        s.arch_step(s.split(ax, ay, self.mini_v))
+        s.arch_step(self.loop.steps.split(ax, ay, self.mini_v), self.current)
 
 
 def time_steps(raw: dict, steps: int) -> dict[str, float]:
@@ -174,7 +160,7 @@ def memory(mode: str, raw: dict, steps: int) -> dict[str, float]:
     """Peak RSS (MiB) added by ``steps`` steps of ``mode``, and the peak itself."""
     with tempfile.TemporaryDirectory() as out:
         b = Bench(raw, steps, floor=mode == "floor", out=out)
-        base = _reset_peak()
+        base = common.reset_peak_rss()
         for i in range(steps):
             if mode == "floor":
                 b.floor(i)
@@ -182,33 +168,38 @@ def memory(mode: str, raw: dict, steps: int) -> dict[str, float]:
             b.weight(i)
             if mode in ("first", "second"):
                 b.arch(i, 1 if mode == "first" else 2)
-    return {"step_mib": _peak_mib() - base, "peak_mib": _peak_mib()}
+    return {"step_mib": common.peak_rss_mib() - base, "peak_mib": common.peak_rss_mib()}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("-f", default=None, help="experiment file (default: the tiny darts config)")
+    p.add_argument("-f", default=None, help="experiment file (default: --config)")
+    p.add_argument("--config", choices=("tiny", "issue"), default="tiny")
+    p.add_argument("--batch", type=int, default=None, help="every batch and mini-batch size")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--memory", choices=MEMORY_MODES, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
-    raw = json.loads(Path(args.f).read_text()) if args.f else DEFAULT
+    raw = experiment(args)
     if args.memory is not None:  # a child: one mode, one JSON line
         print(json.dumps(memory(args.memory, raw, min(args.steps, 3))))
         return
     mem = {}
-    for mode in MEMORY_MODES:
-        cmd = [sys.executable, __file__, "--memory", mode, "--steps", str(args.steps)]
-        if args.f:
-            cmd += ["-f", args.f]
-        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
-        mem[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
+    with tempfile.TemporaryDirectory() as tmp:
+        exp = Path(tmp) / "experiment.json"
+        exp.write_text(json.dumps(raw))
+        for mode in MEMORY_MODES:
+            cmd = [sys.executable, __file__, "--memory", mode, "--steps", str(args.steps),
+                   "-f", str(exp)]  # fmt: skip
+            proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, check=True)
+            mem[mode] = json.loads(proc.stdout.strip().splitlines()[-1])
     ms = time_steps(raw, args.steps)
     net = raw["network"]
     rest = {k: v for k, v in net.items() if k != "search_space"}
     print(f"{net['search_space']} {json.dumps(rest)}")
     print(f"batch {raw['batch_size_train']} (mini {raw['mini_batch_train']}), arch batch "
           f"{raw['batch_size_valid']} (mini {raw['mini_batch_valid']}); time: medians of "
-          f"{args.steps} interleaved steps; memory: one process per row, 3 steps")  # fmt: skip
+          f"{args.steps} interleaved steps; memory: one process per row, 3 steps; "
+          f"{common.load()}")  # fmt: skip
     head = f"{'':<34}{'ms/step':>9}{'x floor':>9}{'step MiB':>10}{'x floor':>9}{'peak MiB':>10}"
     print(head)
     floor_ms, floor_mib = ms["floor"], mem["floor"]["step_mib"]

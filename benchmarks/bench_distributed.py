@@ -1,13 +1,17 @@
 """Throughput of data-parallel search and training: 1 process against 2 (``mpirun -n 2``).
 
-Runs one ProxylessNAS search epoch (``examples/mnist_search.json``) and one Trainer epoch
-(``examples/mnist_reference.json``) through the shared loop, each with 1 and with 2 MPI
-processes and the same configuration, and prints images per second, the speed-up and the time
-spent in communication per step. Both files use mini-batches of a whole batch; with 2 processes
-a batch must split into whole mini-batches on each, so the same override is given to both runs
-(``mini_batch_train=16``, ``mini_batch_valid=32`` for the search, ``125`` for the training).
+Runs one ProxylessNAS search epoch (``examples/mnist_search.json``), one Trainer epoch
+(``examples/mnist_reference.json``) and, with ``--runs proxyless``, the issue's ProxylessNAS
+search run (``benchmarks/common.py``: the MobileNetV2 space on CIFAR-size images, REINFORCE, one
+warm-up and one search epoch) through the shared loop, each with 1 and with 2 MPI processes and
+the same configuration, and prints images per second, the speed-up (the wall-time ratio is its
+inverse) and the time spent in communication per step. The MNIST files use mini-batches of a
+whole batch; with 2 processes a batch must split into whole mini-batches on each, so the same
+override is given to both runs (``mini_batch_train=16``, ``mini_batch_valid=32`` for the search,
+``125`` for the training; 32 for the issue's run).
 
-    .venv/bin/python benchmarks/bench_distributed.py [--procs 1 2] [--steps N]
+    .venv/bin/python benchmarks/bench_distributed.py [--procs 1 2] [--runs search train proxyless]
+        [--steps N] [--repeat R]
 
 ``--steps N`` stops each epoch after ``N`` weight steps (for a quick look); by default whole
 epochs run, evaluation, checkpoint and exports included (``no-eval img/s`` leaves the two
@@ -30,16 +34,31 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import common
+
+ROOT = common.ROOT
 RUNS = {
-    # name: (experiment file, algorithm, overrides)
+    # name: (experiment file or common.CONFIGS name, algorithm, overrides)
     "search": ("examples/mnist_search.json", "ProxylessNasSearcher",
-               {"mini_batch_train": 16, "mini_batch_valid": 32}),
+               {"mini_batch_train": 16, "mini_batch_valid": 32, "warmup": 0}),
     "train": ("examples/mnist_reference.json", "Trainer",
-              {"mini_batch_train": 16, "mini_batch_valid": 125}),
+              {"mini_batch_train": 16, "mini_batch_valid": 125, "warmup": 0}),
+    "proxyless": ("proxyless", "ProxylessNasSearcher",
+                  {"mini_batch_train": 32, "mini_batch_valid": 32}),
 }  # fmt: skip
+
+
+def run_experiment(name: str) -> tuple[str, dict]:
+    """The algorithm and experiment dict of run ``name`` (one epoch, no progress lines)."""
+    path, algorithm, overrides = RUNS[name]
+    if path in common.CONFIGS:
+        raw = common.experiment(path)[1]
+    else:
+        raw = json.loads((ROOT / path).read_text())
+    raw.update(epoch=1, print_frequency=10**6)
+    raw.update(overrides)
+    return algorithm, raw
 
 
 def worker(name: str, steps: int | None, output: str) -> None:
@@ -47,26 +66,17 @@ def worker(name: str, steps: int | None, output: str) -> None:
     import nnabla as nn
     import numpy as np
 
-    from nnabla_nas.assemble import build_data, build_model, load_data
-    from nnabla_nas.config import ExperimentConfig
     from nnabla_nas.distributed import make_communicator
-    from nnabla_nas.runner import ALGORITHMS
 
-    path, algorithm, overrides = RUNS[name]
-    raw = json.loads((ROOT / path).read_text())
-    raw.update(overrides, epoch=1, warmup=0, print_frequency=10**6)
-    cfg = ExperimentConfig.from_dict(raw)
+    algorithm, raw = run_experiment(name)
     comm = make_communicator("cpu")
-    algo = ALGORITHMS.get(algorithm)
     nn.clear_parameters()
-    model = build_model(cfg, None, algo.search, np.random.RandomState(0))
-    data = build_data(cfg, load_data(cfg), search=algo.search, num_shards=comm.size,
-                      shard=comm.rank)  # fmt: skip
+    algo = common.build_run(algorithm, raw, output, comm)
     if steps is not None:  # a shorter epoch: the first `steps` batches
-        data.train.indices = data.train.indices[: steps * cfg.batch_size_train]
-    runner = algo(model, cfg, data, output, seed=1, comm=comm)
+        algo.data.train.indices = algo.data.train.indices[: steps * raw["batch_size_train"]]
+    loop = algo.loop()
     eval_time = [0.0]
-    evaluate = runner.evaluate
+    evaluate = loop.steps.evaluate
 
     def timed_evaluate(*args, **kwargs):
         start = time.perf_counter()
@@ -75,13 +85,14 @@ def worker(name: str, steps: int | None, output: str) -> None:
         finally:
             eval_time[0] += time.perf_counter() - start
 
-    runner.evaluate = timed_evaluate
+    loop.steps.evaluate = timed_evaluate
+    model = algo.model
     comm.barrier()
     start = time.perf_counter()
-    runner.run()
+    algo.run()
     comm.barrier()
     seconds = time.perf_counter() - start
-    n_steps = runner.iteration
+    n_steps = loop.state.iteration
     comm_time, comm_calls = comm.comm_time, comm.comm_calls
     # the gradient all-reduce alone, in step with the other rank
     params = list(model.get_net_parameters(grad_only=True).values())
@@ -92,7 +103,7 @@ def worker(name: str, steps: int | None, output: str) -> None:
     for _ in range(20):
         comm.all_reduce_grads(params)
     allreduce = (time.perf_counter() - start) / 20
-    images = n_steps * cfg.batch_size_train
+    images = n_steps * raw["batch_size_train"]
     figures = {
         "run": name,
         "procs": comm.size,
@@ -112,17 +123,14 @@ def worker(name: str, steps: int | None, output: str) -> None:
 
 
 def launch(name: str, procs: int, steps: int | None) -> dict:
-    """Runs the worker under ``mpirun -n procs``; returns rank 0's figures. MPICH's
-    ``mpiexec.gforker`` is preferred: on one machine it listens on no socket
-    (docs/distributed.rst)."""
-    here = Path(sys.executable).parent
-    found = next((here / n for n in ("mpiexec.gforker", "mpirun") if (here / n).exists()), None)
-    exe = str(found) if found is not None else shutil.which("mpirun") or "mpirun"
+    """Runs the worker under ``mpirun -n procs`` (MPICH's ``mpiexec.gforker`` preferred: on
+    one machine it listens on no socket, docs/distributed.rst); returns rank 0's figures."""
+    exe = common.mpirun()
     output = tempfile.mkdtemp(prefix=f"bench_distributed_{name}_{procs}_")
     cmd = [exe, "-n", str(procs), sys.executable, __file__, "--worker", name, "-o", output]
     if steps is not None:
         cmd += ["--steps", str(steps)]
-    load = os.getloadavg()[0]
+    load = os.getloadavg()[0]  # printed beside the figures
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     shutil.rmtree(output, ignore_errors=True)
     if proc.returncode != 0:
@@ -134,7 +142,7 @@ def launch(name: str, procs: int, steps: int | None) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--procs", type=int, nargs="+", default=[1, 2])
-    p.add_argument("--runs", nargs="+", default=list(RUNS), choices=list(RUNS))
+    p.add_argument("--runs", nargs="+", default=["search", "train"], choices=list(RUNS))
     p.add_argument("--steps", type=int, default=None, help="weight steps per epoch (default all)")
     p.add_argument("--repeat", type=int, default=1, help="runs of each; the fastest is shown")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)

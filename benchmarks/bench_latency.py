@@ -37,6 +37,7 @@ from nnabla_nas.assemble import build_model
 from nnabla_nas.config import ExperimentConfig
 from nnabla_nas.estimator import LatencyEstimator
 from nnabla_nas.estimator.latency import measure_network
+from nnabla_nas.runner.searcher.logits import ArchLogits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,7 +45,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def load_model(path: Path):
     cfg = ExperimentConfig.from_dict(json.loads(Path(path).read_text()))
     nn.clear_parameters()
-    return cfg, build_model(cfg, None, search=True, rng=np.random.RandomState(0))
+    return cfg, build_model(cfg, None, np.random.RandomState(0))
 
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -109,10 +110,10 @@ def speed(args: argparse.Namespace) -> None:
         start = time.perf_counter()
         values = [est.predict(model, a) for a in archs]
         total = time.perf_counter() - start
-        expected = est.expected(model)
+        logits = ArchLogits(model)  # the searchers' logits (zeros: uniform probabilities)
         start = time.perf_counter()
         for _ in range(100):
-            expected = est.expected(model)
+            expected = est.expected(model, logits.distribution())
             expected.forward()
             expected.backward()
         grad_ms = (time.perf_counter() - start) * 10

@@ -33,6 +33,7 @@ from nnabla_nas.estimator import LatencyEstimator, inference_graph
 from nnabla_nas.estimator.latency import robust_median, runtime_key
 from nnabla_nas.estimator.nnmeter import NnMeterEstimator
 from nnabla_nas.estimator.nnmeter_build import build_predictor, measured_samples
+from nnabla_nas.runner.searcher.logits import ArchLogits
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +95,7 @@ def main() -> None:
     cfg = ExperimentConfig.from_dict(json.loads(Path(args.file).read_text()))
     nn.clear_parameters()
     rng = np.random.RandomState(args.seed)
-    model = build_model(cfg, None, search=True, rng=rng)
+    model = build_model(cfg, None, rng)
     shape = cfg.input_shape
     train = random_architectures(model, args.train_archs, rng)
     held = random_architectures(model, args.archs, rng)
@@ -139,11 +140,12 @@ def main() -> None:
     )
 
     n_predictions = 1 + sum(len(op.ops) - 1 for op in model.choices().values())
+    distribution = ArchLogits(model).distribution()  # uniform probabilities
     start = time.perf_counter()
-    value = fresh.expected(model)
+    value = fresh.expected(model, distribution)
     t_cold = time.perf_counter() - start
     start = time.perf_counter()
-    value = fresh.expected(model)
+    value = fresh.expected(model, distribution)
     value.forward()
     value.backward()
     t_warm = time.perf_counter() - start

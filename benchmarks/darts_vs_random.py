@@ -7,6 +7,10 @@ intermediate node two distinct earlier inputs and two non-``none`` ops, uniforml
 random cells' mean and standard deviation. Two runs at a time (2 cores).
 
     .venv/bin/python benchmarks/darts_vs_random.py [--random 3] [--order 1] [-o log/darts_vs_random]
+        [--set KEY=VALUE ...]
+
+``--set`` overrides a key of both experiment files (as the CLI's ``--set``; e.g. ``epoch=1`` for
+a quick look).
 """
 
 from __future__ import annotations
@@ -58,11 +62,14 @@ def main() -> None:
     p.add_argument("--random", type=int, default=3, help="random cells (seeds 0..N-1)")
     p.add_argument("--order", type=int, default=1, help="DARTS order (1 or 2)")
     p.add_argument("-o", default=str(ROOT / "log/darts_vs_random"))
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a key of both experiment files")  # fmt: skip
     args = p.parse_args()
+    sets = [a for kv in args.set for a in ("--set", kv)]
     out = Path(args.o)
     search = out / "search"
     main_py("--search", "-f", "examples/darts_mnist_search.json", "-a", "DartsSearcher",
-            "-o", str(search), "--set", f"searcher.order={args.order}")  # fmt: skip
+            "-o", str(search), "--set", f"searcher.order={args.order}", *sets)  # fmt: skip
     searched = CellGenotype.from_dict(json.loads((search / "arch.json").read_text()))
     nodes = len(searched.normal) // 2
     genotypes = {"searched": search / "arch.json"}
@@ -73,7 +80,7 @@ def main() -> None:
     def retrain(name: str) -> float:
         folder = out / f"train_{name}"
         main_py("-f", "examples/darts_mnist_train.json", "-a", "Trainer", "-o", str(folder),
-                "--set", f'network.genotype="{genotypes[name]}"')  # fmt: skip
+                "--set", f'network.genotype="{genotypes[name]}"', *sets)  # fmt: skip
         return test_accuracy(folder)
 
     with ThreadPoolExecutor(max_workers=2) as pool:

@@ -141,6 +141,9 @@ def loop_options(cfg: ExperimentConfig, processes: int = 1) -> LoopOptions:
         checkpoint_every=cfg.checkpoint_every,
         aux_weight=cfg.aux_weight,
         input_shape=tuple(cfg.input_shape),
+        eval_every=cfg.eval_every,
+        eval_examples=cfg.eval_examples,
+        test_at_end=cfg.test_at_end,
     )
 
 

@@ -243,6 +243,10 @@ class ExperimentConfig:
     train_portion: float = 0.9
     valid_portion: float = 0.1
     aux_weight: float = 0.0
+    # Search-time evaluation (runner/options.py::LoopOptions; docs/experiment.rst).
+    eval_every: int = 1
+    eval_examples: int | None = None
+    test_at_end: bool = False
     seed: int = 0
     optimizer: dict[str, OptimizerConfig] = field(
         default_factory=dict, metadata={"parse": parse_optimizers}
@@ -292,6 +296,13 @@ class ExperimentConfig:
             raise ConfigError(f"must be >= 0, got {self.device_id}", key="device_id")
         if self.print_frequency <= 0:
             raise ConfigError(f"must be >= 1, got {self.print_frequency}", key="print_frequency")
+        if self.eval_every <= 0:
+            raise ConfigError(f"must be >= 1, got {self.eval_every}", key="eval_every")
+        if self.eval_examples is not None and self.eval_examples <= 0:
+            raise ConfigError(
+                f"must be >= 1 (or null: every example), got {self.eval_examples}",
+                key="eval_examples",
+            )
         if self.checkpoint_every < 0:
             raise ConfigError(
                 f"must be >= 0 (0: a checkpoint after each epoch only), got "

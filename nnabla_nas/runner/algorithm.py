@@ -193,6 +193,7 @@ class Algorithm:
         out.update(
             network=network, epoch=lo.epochs, warmup=lo.warmup, print_frequency=lo.print_frequency,
             checkpoint_every=lo.checkpoint_every, aux_weight=lo.aux_weight,
+            eval_every=lo.eval_every, eval_examples=lo.eval_examples, test_at_end=lo.test_at_end,
             optimizer={k: to_dict(v) for k, v in self.optimizer_configs.items()},
             searcher=to_dict(self.options), algorithm=type(self).__name__, seed=self.seed - 1,
         )  # fmt: skip

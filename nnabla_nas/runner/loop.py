@@ -4,7 +4,8 @@ One iteration: nnabla's generator is reseeded from ``(seed, iteration)``; the al
 step on a batch of the weight split (the ``warmup`` optimizer during warm-up epochs, then
 ``train``); for searchers after warm-up, its architecture step on the next batch of the
 architecture split. After each epoch: evaluation of the algorithm's network on the validation and
-test loaders, the hardware estimates of its exported architecture, the exports (searchers:
+test loaders (as ``eval_every``, ``eval_examples`` and ``test_at_end`` schedule), the hardware
+estimates of its exported architecture, the exports (searchers:
 ``arch.h5``, ``arch.png``, ...; the Trainer keeps the best-validation ``weights.h5``) and a
 checkpoint. Resuming, faults and data parallelism: ``docs/resume.rst``, ``docs/distributed.rst``.
 """
@@ -254,24 +255,28 @@ class Loop:
         return " ".join(f"{k} {readable(metrics[k])}" if k == "lr" else
                         f"{k} {v / self.state.step:.4f}" for k, v in sums.items())  # fmt: skip
 
-    def _evaluation(self, loader: Any, split: str, epoch: int, total: int) -> Progress:
-        """``loader`` with a progress bar (rank 0, on a terminal) while it is evaluated."""
+    def evaluations(self, epoch: int, total: int) -> dict[str, dict[str, float]]:
+        """The end-of-epoch evaluations that ``eval_every``, ``eval_examples`` and
+        ``test_at_end`` ask for after ``epoch``: ``{"valid": ..., "test": ...}``, each
+        ``{"loss", "error"}`` (none, one or both), with a progress bar (rank 0, on a terminal)."""
+        opts, out = self.options, {}
         enabled = None if self.comm.is_main else False
-        return Progress(loader, f"epoch {epoch + 1}/{total} {split}", enabled)
+        for name, wanted in zip(("valid", "test"), opts.evaluates(epoch)):
+            if wanted:
+                self.sync_statistics()
+                loader = Progress(getattr(self.data, name), f"epoch {epoch + 1}/{total} {name}",
+                                  enabled)  # fmt: skip
+                out[name] = self.steps.evaluate(
+                    loader, name, opts.mini_batch_valid, self.algo.evaluating, opts.eval_examples
+                )
+        return out
 
     def _end_epoch(self, epoch: int, total: int, steps: int) -> None:
         state, algo = self.state, self.algo
-        self.sync_statistics()
-        valid = self.steps.evaluate(self._evaluation(self.data.valid, "valid", epoch, total),
-                                    "valid", self.options.mini_batch_valid,
-                                    algo.evaluating)  # fmt: skip
-        self.sync_statistics()
-        test = self.steps.evaluate(self._evaluation(self.data.test, "test", epoch, total),
-                                   "test", self.options.mini_batch_valid,
-                                   algo.evaluating)  # fmt: skip
+        evaluated = self.evaluations(epoch, total)
         metrics = {f"train_{k}": v / steps for k, v in state.epoch_sums.items() if k != "lr"}
-        metrics.update({f"valid_{k}": v for k, v in valid.items()})
-        metrics.update({f"test_{k}": v for k, v in test.items()})
+        for name, values in evaluated.items():
+            metrics.update({f"{name}_{k}": v for k, v in values.items()})
         check_parameters_finite(self)  # before anything of the epoch is written
         export = algo.export()
         hardware = self.hardware.estimate(self.model, export.architecture if algo.search else None)
@@ -280,13 +285,15 @@ class Loop:
         state.hardware = hardware
         state.history.append({"epoch": epoch + 1, **metrics, **hardware})
         self.monitor.scalars("epoch", metrics, epoch + 1)
-        logger.info(
-            "epoch %d/%d done: train loss %.4f error %.4f | valid loss %.4f error %.4f | "
-            "test loss %.4f error %.4f", epoch + 1, total, metrics["train_loss"],
-            metrics["train_error"], valid["loss"], valid["error"], test["loss"], test["error"],
-        )  # fmt: skip
+        parts = [f"{name} loss {v['loss']:.4f} error {v['error']:.4f}" for name, v in
+                 [("train", {"loss": metrics["train_loss"], "error": metrics["train_error"]}),
+                  *evaluated.items()]]  # fmt: skip
+        logger.info("epoch %d/%d done: %s", epoch + 1, total, " | ".join(parts))
         state.last = metrics
-        if state.best is None or valid["error"] <= state.best["valid_error"]:
+        valid = evaluated.get("valid")
+        if valid is not None and (
+            state.best is None or valid["error"] <= state.best["valid_error"]
+        ):
             state.best = {"epoch": epoch + 1, **metrics}
             if not algo.search:
                 self.save_weights()

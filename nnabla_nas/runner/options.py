@@ -34,6 +34,12 @@ class LoopOptions:
         aux_weight: weight of an auxiliary head's loss.
         input_shape: one example's shape ``(C, H, W)``: for hardware estimates and drawings
             (None: read from the first validation batch).
+        eval_every: the validation (searchers: the architecture split) and test evaluation
+            after every N-th epoch, and always after the last one (``docs/benchmarks.rst``:
+            its cost).
+        eval_examples: evaluate on the first N examples of the validation and test loaders
+            only, the same ones every time (None: all of them).
+        test_at_end: evaluate the test set only after the last epoch.
     """
 
     epochs: int = 1
@@ -44,6 +50,9 @@ class LoopOptions:
     checkpoint_every: int = 0
     aux_weight: float = 0.0
     input_shape: Sequence[int] | None = None
+    eval_every: int = 1
+    eval_examples: int | None = None
+    test_at_end: bool = False
 
     def check(self) -> None:
         """Raises ConfigError (naming the key) on an impossible value."""
@@ -52,8 +61,14 @@ class LoopOptions:
                 raise ConfigError(f"must be >= 0, got {getattr(self, key)}", key=key)
         if self.epochs + self.warmup < 1:
             raise ConfigError("epochs + warmup must be at least 1", key="epochs")
-        if self.print_frequency < 1:
-            raise ConfigError(f"must be >= 1, got {self.print_frequency}", "print_frequency")
+        for key in ("print_frequency", "eval_every"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"must be >= 1, got {getattr(self, key)}", key=key)
+        if self.eval_examples is not None and self.eval_examples < 1:
+            raise ConfigError(
+                f"must be >= 1 (or null: every example), got {self.eval_examples}",
+                key="eval_examples",
+            )
         for key in ("mini_batch_train", "mini_batch_valid"):
             value = getattr(self, key)
             if value is not None and value < 1:
@@ -65,3 +80,10 @@ class LoopOptions:
     def total_epochs(self) -> int:
         """Warm-up plus search/training epochs."""
         return self.warmup + self.epochs
+
+    def evaluates(self, epoch: int) -> tuple[bool, bool]:
+        """Whether the end of ``epoch`` (0-based, warm-up included) evaluates the validation
+        and the test loader (``eval_every``, ``test_at_end``)."""
+        last = epoch + 1 == self.total_epochs
+        valid = last or (epoch + 1) % self.eval_every == 0
+        return valid, valid and (last or not self.test_at_end)

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..distributed import Communicator
 from .options import Loader
+from .profile import NO_CLOCK, NoClock
 
 __all__ = ["Batch", "GraphBuilder", "Steps"]
 
@@ -46,6 +47,9 @@ class Steps:
         self.aux_weight = float(aux_weight)
         self._non_finite = non_finite
         self._graphs: dict[Any, tuple] = {}
+        #: Times graph construction, forwards and backwards (a profiler installs a
+        #: :class:`~nnabla_nas.runner.profile.PhaseClock`).
+        self.clock: NoClock = NO_CLOCK
 
     @staticmethod
     def split(x: np.ndarray, y: np.ndarray, mini: int) -> Batch:
@@ -61,12 +65,13 @@ class Steps:
         full_key = (key, shape)
         if cache and full_key in self._graphs:
             return self._graphs[full_key]
-        x = nn.Variable(shape)
-        y = nn.Variable((shape[0], 1))
-        outputs = build(x)
-        loss = self.model.loss(outputs, y, aux_weight=self.aux_weight)
-        logits = outputs[0] if isinstance(outputs, tuple) else outputs
-        error = self.model.error(logits, y)
+        with self.clock("graph"):
+            x = nn.Variable(shape)
+            y = nn.Variable((shape[0], 1))
+            outputs = build(x)
+            loss = self.model.loss(outputs, y, aux_weight=self.aux_weight)
+            logits = outputs[0] if isinstance(outputs, tuple) else outputs
+            error = self.model.error(logits, y)
         loss.persistent = True
         error.persistent = True
         g = (x, y, outputs, loss, error)
@@ -98,9 +103,11 @@ class Steps:
         for x, y in batch:
             gx, gy, _, loss, error = self.graph(key, x.shape, build, cache)
             gx.d, gy.d = x, y
-            nn.forward_all([loss, error], clear_no_need_grad=backward)
+            with self.clock("forward"):
+                nn.forward_all([loss, error], clear_no_need_grad=backward)
             if backward:
-                loss.backward(len(x) / total, clear_buffer=True)
+                with self.clock("backward"):
+                    loss.backward(len(x) / total, clear_buffer=True)
             loss_sum += float(loss.d) * len(x)
             err_sum += float(error.d) * len(x)
         loss_v = loss_sum / total
@@ -135,6 +142,7 @@ class Steps:
         key: str,
         mini: int | None,
         network: Callable[[], ContextManager[Any]] | None = None,
+        limit: int | None = None,
     ) -> dict[str, float]:
         """Mean loss and error of the model over ``loader`` in inference mode; with several
         processes, over all their shards.
@@ -145,7 +153,15 @@ class Steps:
             mini: examples per forward pass (None: whole batches).
             network: a context in which the evaluated network is built (the searcher's
                 evaluation rule); None: the model as it is.
+            limit: evaluate only the first ``limit`` examples of the loader's order (over all
+                processes: rank ``r`` of ``size`` holds the positions ``r, r + size, ...``, so
+                it takes ``limit // size`` of its shard, one more when ``r < limit % size``);
+                None: every example.
         """
+        quota = math.inf
+        if limit is not None:
+            size, rank = self.comm.size, self.comm.rank
+            quota = limit // size + (1 if rank < limit % size else 0)
         training = self.model.training
         self.model.apply(training=False)
         try:
@@ -153,7 +169,9 @@ class Steps:
                 loss_sum = err_sum = 0.0
                 count = 0
                 built: dict = {}
-                for x, y in loader:
+                for x, y in loader if quota > 0 else ():
+                    if count + len(x) > quota:  # the subset ends inside this batch
+                        x, y = x[: int(quota - count)], y[: int(quota - count)]
                     for xm, ym in self.split(x, y, mini or len(x)):
                         g = built.get(xm.shape)
                         if g is None:
@@ -164,6 +182,8 @@ class Steps:
                         loss_sum += float(loss.d) * len(xm)
                         err_sum += float(error.d) * len(xm)
                         count += len(xm)
+                    if count >= quota:  # (no further batch loaded)
+                        break
         finally:
             self.model.apply(training=training)
         if self.comm.size > 1:  # each rank evaluated its shard

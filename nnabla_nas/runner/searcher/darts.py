@@ -169,7 +169,9 @@ class DartsSearcher(SoftmaxSearcher):
         """Zeroes, then accumulates, the gradients of the mean loss of ``batch`` (full mode)."""
         _zero_grad(self.weights.values())
         _zero_grad(self.arch.values())
-        with self.use_rule(self.mixture_rule):
+        # recompute: the candidates' intermediate buffers are recomputed in the backward, not
+        # kept from the forward (the full supernet's activations set the peak memory)
+        with self.use_rule(self.mixture_rule), nn.recompute(True):
             return self.ctx.steps.accumulate(batch, cache=True, key=GRAPH_KEY)
 
     def unrolled_lr(self) -> float:
