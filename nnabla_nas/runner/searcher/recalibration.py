@@ -140,9 +140,7 @@ def recalibrate(model: Module, batches: Iterable[Any], mini: int | None = None) 
 
 
 @contextlib.contextmanager
-def recalibrated(
-    model: Module, batches: Sequence[Any], mini: int | None = None
-) -> Iterator[None]:
+def recalibrated(model: Module, batches: Sequence[Any], mini: int | None = None) -> Iterator[None]:
     """Inside the block, the running statistics are recalibrated on ``batches`` for the network
     built now (:func:`recalibrate`); on exit the supernet's come back exactly.
 
