@@ -66,3 +66,19 @@ python main.py -d 0 -f examples/mobilenet_cifar10_train_latency.json -a Trainer 
 # MNIST under a tight latency budget (a few minutes on a CPU); the table goes to log/latency/mnist_cpu.json
 python main.py latency build -f examples/mnist_search_latency.json
 python main.py --search -f examples/mnist_search_latency.json -a ProxylessNasSearcher -o log/mnist/search_latency
+
+# --- ENAS (Pham et al. 2018): an LSTM controller trained by REINFORCE (see docs/enas.rst) -------
+# MNIST (embedded digits, minutes on a CPU): macro search, then retrain (reads its arch.h5)
+python main.py --search -f examples/enas_macro_mnist_search.json -a EnasSearcher -o log/enas_macro/mnist/search
+python main.py -f examples/enas_macro_mnist_train.json -a Trainer -o log/enas_macro/mnist/train
+# the same search with the FLOPs in the reward (AutoGluon's (reference / FLOPs) ** 0.5)
+python main.py --search -f examples/enas_macro_mnist_search_latency.json -a EnasSearcher -o log/enas_macro/mnist/search_flops
+python main.py --search -f examples/enas_micro_mnist_search.json -a EnasSearcher -o log/enas_micro/mnist/search
+# CIFAR-10 at the paper's sizes (many hours on a GPU)
+python main.py -d 0 --search -f examples/enas_macro_cifar10_search.json -a EnasSearcher -o log/enas_macro/cifar10/search
+python main.py -d 0 --search -f examples/enas_micro_cifar10_search.json -a EnasSearcher -o log/enas_micro/cifar10/search
+
+# --- One-shot random search (uniform or FairNAS paths, BN recalibration; docs/random_search.rst) --
+python main.py --search -f examples/random_mobilenet_mnist_search.json -a RandomSearcher -o log/random/mobilenet/mnist/search
+python main.py --search -f examples/random_zoph_mnist_search.json -a RandomSearcher -o log/random/zoph/mnist/search
+python main.py -d 0 --search -f examples/random_mobilenet_cifar10_search.json -a RandomSearcher -o log/random/mobilenet/cifar10/search

@@ -53,7 +53,8 @@ class Regularizer:
         bound: the budget (estimator's unit).
         weight: REINFORCE's exponent (and the default ``lam``).
         loss_type: ``"add#linear"`` or ``"mul#log"``.
-        ref: the reference value of the gradient loss (default ``bound``).
+        ref: the reference value of the gradient loss (default ``bound``); also ENAS's
+            reward reference (:attr:`ref_latency`).
         lam: ``lambda`` of ``add#linear`` (default ``weight``).
         alpha: ``alpha`` of ``mul#log``.
         beta: ``beta`` of ``mul#log``.
@@ -79,6 +80,8 @@ class Regularizer:
         self.weight = float(weight)
         self.loss_type = loss_type
         self.ref = float(ref if ref is not None else bound)
+        #: ``ref`` as given (the section's ``ref_latency``), None when it defaults to ``bound``.
+        self.ref_latency = None if ref is None else float(ref)
         self.lam = float(lam if lam is not None else weight)
         self.alpha = float(alpha)
         self.beta = float(beta)

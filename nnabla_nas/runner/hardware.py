@@ -37,8 +37,11 @@ class HardwareReport:
             ):
                 self.estimators[label] = cls(tuple(input_shape))
 
-    def estimate(self, model: Any, architecture: Mapping[str, int] | None) -> dict[str, float]:
-        """Every estimator's figures of ``architecture`` (None: a fixed network).
+    def estimate(
+        self, model: Any, architecture: Mapping[str, int] | None, log: bool = True
+    ) -> dict[str, float]:
+        """Every estimator's figures of ``architecture`` (None: a fixed network); ``log``: a log
+        line with them.
 
         A default estimator (not a regularizer) that cannot handle the network is dropped with
         a warning."""
@@ -53,7 +56,7 @@ class HardwareReport:
                 del self.estimators[label]
                 continue
             figures.update({f"{label}_{k}": float(v) for k, v in values.items()})
-        if figures:
+        if figures and log:
             logger.info("hardware estimates of the evaluated architecture: %s",
                         ", ".join(f"{k} {readable(v)}" for k, v in figures.items()))  # fmt: skip
         return figures

@@ -24,7 +24,9 @@ from nnabla_nas.estimator.regularizer import Regularizer
 from nnabla_nas.module import BatchNormalization, Conv, GlobalAvgPool, Linear, ReLU
 from nnabla_nas.runner import DataBundle, LoopOptions, Trainer
 from nnabla_nas.runner.searcher.darts import DartsSearcher, DartsSearcherConfig
+from nnabla_nas.runner.searcher.enas import EnasSearcher
 from nnabla_nas.runner.searcher.proxyless import ProxylessNasConfig, ProxylessNasSearcher
+from nnabla_nas.runner.searcher.random_search import RandomSearcher
 from tests.runner.searcher_toy import ToySpace, toy_data
 
 BATCH, MINI = 16, 4  # the global batch; every process takes BATCH / size in passes of MINI
@@ -146,6 +148,26 @@ def darts(comm: Communicator, output: Path) -> Any:
                          **config([8]))  # fmt: skip
 
 
+def one_shot(comm: Communicator, output: Path, name: str) -> Any:
+    """ENAS (3 samples per controller update and 3 final samples: split 2 + 1) or random search
+    (3 candidates: split 2 + 1) on the toy space, the FLOPs in the reward."""
+    nn.clear_parameters()
+    model = ToySpace(seed=4)
+    x, y = toy_data(64, seed=0)
+    xa, ya = toy_data(32, seed=1)
+    data = sharded_data((x, y.ravel()), (xa, ya.ravel()), comm)
+    regs = {"flops": Regularizer("flops", FlopsEstimator((8,)), bound=50.0, weight=0.5)}
+    if name == "enas":
+        cls, options = EnasSearcher, {"lstm_size": 8, "controller_steps": 2, "num_samples": 3,
+                                      "num_final_samples": 3, "marginal_samples": 4,
+                                      "bn_recalibration_batches": 1}  # fmt: skip
+    else:
+        cls, options = RandomSearcher, {"num_candidates": 3, "bn_recalibration_batches": 1,
+                                        "sampling": "fair"}  # fmt: skip
+    return cls(model, data, output, options=options, seed=17, regularizers=regs, comm=comm,
+               **config([8], epoch=2))  # fmt: skip
+
+
 SCENARIOS: dict[str, Callable[[Communicator, Path], Any]] = {
     "trainer": lambda comm, out: trainer(comm, out),
     "trainer_bn": lambda comm, out: trainer(comm, out, bn=True),
@@ -153,6 +175,8 @@ SCENARIOS: dict[str, Callable[[Communicator, Path], Any]] = {
     "reinforce": lambda comm, out: proxyless(comm, out, "reinforce"),
     "gradient_flops": lambda comm, out: proxyless(comm, out, "gradient", hardware=True),
     "darts2": darts,
+    "enas": lambda comm, out: one_shot(comm, out, "enas"),
+    "random": lambda comm, out: one_shot(comm, out, "random"),
 }
 
 

@@ -61,7 +61,9 @@ def test_collectives_compute_the_documented_numbers(two_ranks):
         assert res["object"] == {"from": 0}
 
 
-@pytest.mark.parametrize("name", ["trainer", "gradient", "gradient_flops", "reinforce", "darts2"])
+@pytest.mark.parametrize(
+    "name", ["trainer", "gradient", "gradient_flops", "reinforce", "darts2", "enas", "random"]
+)
 def test_two_processes_equal_one_process_with_the_whole_batch(two_ranks, one_process, name):
     ranks = _ranks(two_ranks, name)
     single = one_process[name]
@@ -128,3 +130,23 @@ def test_a_failure_on_one_rank_ends_every_process(mode):
     proc = mpirun(2, ["-m", "tests.distributed.mpi_worker", mode], timeout=120)
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "[rank 1] error: rank 1 failed alone" in proc.stderr
+
+
+@pytest.mark.parametrize("name, key", [("enas", "final_candidates"), ("random", "candidates")])
+def test_one_shot_candidates_split_across_the_ranks_are_one_process_records(
+    two_ranks, one_process, name, key
+):
+    """The candidates (and ENAS's controller samples) are split across the ranks and gathered:
+    every rank holds every record, the same architectures as one process, the same scores."""
+    single = one_process[name]["results"]
+    assert len(single[key]) >= 2  # (ENAS: the distinct final samples) both ranks score some
+    for rank in _ranks(two_ranks, name):
+        records = rank["results"][key]
+        assert [r["architecture"] for r in records] == [r["architecture"] for r in single[key]]
+        for got, want in zip(records, single[key]):
+            assert got["score"] == pytest.approx(want["score"], rel=1e-5)
+            assert got["flops_macs"] == want["flops_macs"]
+        assert rank["results"]["architecture"] == single["architecture"]
+    if name == "enas":
+        phases = [r["results"]["controller_phases"] for r in _ranks(two_ranks, name)]
+        assert phases[0] == phases[1] and len(phases[0]) == 2

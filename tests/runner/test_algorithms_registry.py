@@ -38,7 +38,13 @@ TINY = {
     "Trainer": ({}, FixedToy),
     "ProxylessNasSearcher": ({"estimator": "reinforce", "num_samples": 2}, ToySpace),
     "DartsSearcher": ({"order": 2}, ToySpace),
-}
+    "EnasSearcher": (
+        {"lstm_size": 8, "controller_steps": 2, "num_samples": 2, "num_final_samples": 3,
+         "marginal_samples": 5, "bn_recalibration_batches": 1},
+        ToySpace,
+    ),
+    "RandomSearcher": ({"sampling": "fair", "num_candidates": 2, "evaluate_every": 1}, ToySpace),
+}  # fmt: skip
 
 
 def _algorithm(name, output):

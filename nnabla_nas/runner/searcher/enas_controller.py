@@ -61,12 +61,12 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import nnabla as nn
-import nnabla.functions as F
 import numpy as np
 
 from ...contrib.decisions import Decision, check_decisions, describe_decisions
 from ...module import Module, ModuleList, Parameter
 from .enas_config import EnasControllerConfig
+from .enas_graph import ControllerGraph, LSTMCell, OpHead, build_graph
 
 __all__ = ["ControllerSample", "EnasController", "EnasControllerConfig"]
 
@@ -93,29 +93,6 @@ class ControllerSample:
     probabilities: OrderedDict[str, np.ndarray]
     skip_count: int
     skip_rate: float
-
-
-class _LSTMCell(Module):
-    """``[i, f, o, g] = [x, h] W`` (no bias); ``c' = sigmoid(f) c + sigmoid(i) tanh(g)``,
-    ``h' = sigmoid(o) tanh(c')``."""
-
-    def __init__(self, size: int, init: Callable[[tuple], np.ndarray]) -> None:
-        self.size = int(size)
-        self.w = Parameter((2 * size, 4 * size), initializer=init((2 * size, 4 * size)))
-
-    def call(self, x: nn.Variable, h: nn.Variable, c: nn.Variable) -> tuple[Any, Any]:
-        z = F.reshape(F.affine(F.concatenate(x, h, axis=1), self.w), (1, 4, self.size))
-        i, f, o, g = F.split(z, axis=1)
-        c = F.sigmoid(f) * c + F.sigmoid(i) * F.tanh(g)
-        return F.sigmoid(o) * F.tanh(c), c
-
-
-class _OpHead(Module):
-    """The softmax weights and candidate embeddings of one set of candidate names."""
-
-    def __init__(self, size: int, n: int, init: Callable[[tuple], np.ndarray]) -> None:
-        self.w_soft = Parameter((size, n), initializer=init((size, n)))
-        self.w_emb = Parameter((n, size), initializer=init((n, size)))
 
 
 class EnasController(Module):
@@ -151,20 +128,20 @@ class EnasController(Module):
         def init(shape: tuple) -> np.ndarray:
             return rng.uniform(-r, r, shape)
 
-        self.lstm = ModuleList(_LSTMCell(size, init) for _ in range(cfg.lstm_layers))
+        self.lstm = ModuleList(LSTMCell(size, init) for _ in range(cfg.lstm_layers))
         self.g_emb = Parameter((1, size), initializer=init((1, size)))
-        self._head_of: dict[tuple[str, ...], int] = {}
+        self.head_of: dict[tuple[str, ...], int] = {}
         heads = []
         for d in decisions:
-            if d.kind == "op" and d.names not in self._head_of:
-                self._head_of[d.names] = len(heads)
-                heads.append(_OpHead(size, len(d.names), init))
+            if d.kind == "op" and d.names not in self.head_of:
+                self.head_of[d.names] = len(heads)
+                heads.append(OpHead(size, len(d.names), init))
         self.heads = ModuleList(heads)
         if any(d.kind != "op" for d in decisions):
             self.w_attn1 = Parameter((size, size), initializer=init((size, size)))
             self.w_attn2 = Parameter((size, size), initializer=init((size, size)))
             self.v_attn = Parameter((size, 1), initializer=init((size, 1)))
-        self._anchored = {s for d in decisions for s in d.sources}
+        self.anchored = {s for d in decisions for s in d.sources}
         self._num_skips = sum(d.kind == "skip" for d in decisions)
 
     @classmethod
@@ -177,11 +154,20 @@ class EnasController(Module):
     # ------------------------------------------------------------------ sampling
     def sample(self, rng: np.random.RandomState) -> ControllerSample:
         """Draws one architecture with ``rng`` (one draw per decision, in order)."""
+        return self._decode(lambda p: _draw(rng, p))
+
+    def greedy(self) -> ControllerSample:
+        """The greedy decoding: at every step the most probable candidate (the first on ties),
+        fed back as a sample would be. The architecture whose every decision is the mode of its
+        conditional distribution; not necessarily the most probable architecture overall."""
+        return self._decode(lambda p: int(np.argmax(p)))
+
+    def _decode(self, pick: Callable[[np.ndarray], int]) -> ControllerSample:
         sampler = self._graph().sampler
         for group, probs, sink in zip(sampler.groups, sampler.group_probs, sampler.group_sinks):
             sink.forward()
             for d, p in zip(group, probs):
-                self._set_choice(d, _draw(rng, p.d.reshape(-1)))
+                self._set_choice(d, pick(p.d.reshape(-1)))
         return self._result()
 
     def score(self, architecture: Mapping[str, int]) -> ControllerSample:
@@ -197,13 +183,17 @@ class EnasController(Module):
             self._set_choice(d, index)
         return self._result()
 
-    def loss(self, sample: ControllerSample, reward: float, baseline: float) -> nn.Variable:
+    def loss(
+        self, sample: ControllerSample | Mapping[str, int], reward: float, baseline: float
+    ) -> nn.Variable:
         """``-(reward - baseline) * log_prob - entropy_weight * entropy + skip_weight *
-        skip_penalty`` for ``sample``'s architecture: a scalar nn.Variable, already forwarded
-        (call ``backward()``; gradients accumulate into the parameters' ``.g``)."""
+        skip_penalty`` for ``sample``'s architecture (a sample, or ``label -> index``): a
+        scalar nn.Variable, already forwarded (call ``backward()``; gradients accumulate into
+        the parameters' ``.g``)."""
         graph = self._graph()
+        arch = sample.architecture if isinstance(sample, ControllerSample) else sample
         for d in self.specs:
-            self._set_choice(d, sample.architecture[d.label])
+            self._set_choice(d, arch[d.label])
         graph.advantage.d = float(reward) - float(baseline)
         graph.loss.forward()
         return graph.loss
@@ -225,127 +215,16 @@ class EnasController(Module):
             arch, graph.log_prob, graph.entropy, graph.penalty, probs, count, rate
         )
 
-    def _scale(self, logits: nn.Variable, op: bool) -> nn.Variable:
-        cfg = self.cfg
-        if cfg.temperature is not None:
-            logits = logits / cfg.temperature
-        if cfg.tanh_constant is not None:
-            c = cfg.tanh_constant / (cfg.op_tanh_reduce if op else 1.0)
-            logits = c * F.tanh(logits)
-        return logits
-
-    def _graph(self) -> _Graph:
-        """The controller's static graphs, built once (see the module docstring).
-
-        Both take one one-hot vector per decision as input: the full graph gives the losses; the
-        sampling graph is the same computation cut (unlinked variables sharing the data) after
-        every step's probabilities, so each step forwards only its own functions.
-        """
+    def _graph(self) -> ControllerGraph:
+        """The controller's static graphs, built once (:func:`~.enas_graph.build_graph`): the
+        full graph and the sampling graph, on the same one-hot inputs."""
         graph = self.__dict__.get("_graph_cache")
         if graph is None:
-            graph = self._build(None)
-            graph.sampler = self._build(graph.choices)
+            graph = build_graph(self)
+            graph.sampler = build_graph(self, graph.choices)
             self.__dict__["_graph_cache"] = graph
             self._chosen: dict[str, int] = {}
         return graph
-
-    def _build(self, choices: OrderedDict[str, nn.Variable] | None) -> _Graph:
-        """The full graph (``choices`` None: new one-hot inputs) or the sampling graph on the
-        full graph's ``choices``."""
-        size, specs, cut = self.cfg.lstm_size, self.specs, choices is not None
-        g = _Graph()
-        g.choices = choices or OrderedDict((d.label, nn.Variable((1, len(d.names)))) for d in specs)
-        zeros = nn.Variable.from_numpy_array(np.zeros((1, size), np.float32))
-        state = [(zeros, zeros) for _ in self.lstm]
-        anchors: dict[str, tuple[nn.Variable, nn.Variable]] = {}
-        log_probs, entropies, kls = [], [], []
-        target = np.log([1.0 - self.cfg.skip_target, self.cfg.skip_target]).reshape(1, 2)
-        log_target = nn.Variable.from_numpy_array(target.astype(np.float32))
-
-        def step(x: nn.Variable) -> nn.Variable:
-            for layer, cell in enumerate(self.lstm):
-                x, c = cell(x, *state[layer])
-                state[layer] = (x, c)
-            return x
-
-        def anchor(node: str, x: nn.Variable) -> None:
-            h = step(x)
-            anchors[node] = (h, F.affine(h, self.w_attn1))
-
-        def decide(d: Decision, logits: nn.Variable) -> nn.Variable:
-            logp = F.log_softmax(logits, axis=1)
-            p = F.exp(logp)
-            log_probs.append(F.sum(logp * g.choices[d.label]))
-            entropies.append(-F.sum(p * logp))
-            g.probs[d.label] = p
-            return logp
-
-        x, i = self.g_emb, 0
-        while i < len(specs):
-            d = specs[i]
-            run = [d]
-            while d.kind == "skip" and i + len(run) < len(specs):  # one query for the node's skips
-                nxt = specs[i + len(run)]
-                if nxt.kind != "skip" or nxt.node != d.node:
-                    break
-                run.append(nxt)
-            for s in dict.fromkeys(s for r in run for s in r.sources):  # in order
-                if s not in anchors:
-                    anchor(s, self.g_emb)
-            h = step(x)
-            if d.kind == "op":
-                head = self.heads[self._head_of[d.names]]
-                decide(d, self._scale(F.affine(h, head.w_soft), op=True))
-            elif d.kind == "input":
-                keys = _cat([anchors[s][1] for s in d.sources], axis=0)
-                u = F.affine(F.tanh(keys + F.affine(h, self.w_attn2)), self.v_attn)
-                decide(d, self._scale(F.reshape(u, (1, -1)), op=False))
-            else:
-                query = F.affine(h, self.w_attn2)
-                for r in run:
-                    u = F.affine(F.tanh(anchors[r.sources[0]][1] + query), self.v_attn)
-                    logp = decide(r, self._scale(F.concatenate(0.0 * u, u, axis=1), False))
-                    kls.append(F.sum(F.exp(logp) * (logp - log_target)))
-            g.groups.append(run)
-            g.group_probs.append([g.probs[r.label] for r in run])
-            g.group_sinks.append(_sink(g.group_probs[-1]))
-            if cut:  # what follows depends on this step's draws: the next segment
-                state = [(_unlinked(h), _unlinked(c)) for h, c in state]
-                anchors = {k: (_unlinked(a), _unlinked(b)) for k, (a, b) in anchors.items()}
-            if d.kind == "op":
-                x = F.affine(g.choices[d.label], self.heads[self._head_of[d.names]].w_emb)
-            else:
-                values = _cat([anchors[s][0] for r in run for s in r.sources], axis=0)
-                if d.kind == "input":
-                    x = F.affine(g.choices[d.label], values)
-                else:
-                    masks = [F.slice(g.choices[r.label], (0, 1), (1, 2)) for r in run]
-                    mask = _cat(masks, axis=1)
-                    x = F.affine(mask, values) / (1.0 + F.sum(mask, axis=1, keepdims=True))
-            i += len(run)
-            if (i >= len(specs) or specs[i].node != d.node) and d.node in self._anchored:
-                anchor(d.node, x)
-                x = self.g_emb
-        if cut:
-            return g
-        g.log_prob = F.add_n(*log_probs) if len(log_probs) > 1 else log_probs[0]
-        g.entropy = F.add_n(*entropies) if len(entropies) > 1 else entropies[0]
-        if kls:
-            g.penalty = (F.add_n(*kls) if len(kls) > 1 else kls[0]) / float(len(kls))
-        else:
-            g.penalty = F.sum(0.0 * g.log_prob)
-        g.result = _sink([g.log_prob, g.entropy, g.penalty, *g.probs.values()])
-        g.advantage = nn.Variable(())
-        g.loss = (
-            -g.advantage * g.log_prob
-            - self.cfg.entropy_weight * g.entropy
-            + self.cfg.skip_weight * g.penalty
-        )
-        return g
-
-
-def _unlinked(variable: nn.Variable) -> nn.Variable:
-    return variable.get_unlinked_variable(need_grad=False)
 
 
 def _draw(rng: np.random.RandomState, probs: np.ndarray) -> int:
@@ -354,29 +233,3 @@ def _draw(rng: np.random.RandomState, probs: np.ndarray) -> int:
     cdf = np.cumsum(probs, dtype=np.float64)
     cdf /= cdf[-1]
     return int(cdf.searchsorted(rng.random_sample(), side="right"))
-
-
-def _cat(variables: Sequence[nn.Variable], axis: int) -> nn.Variable:
-    return F.concatenate(*variables, axis=axis) if len(variables) > 1 else variables[0]
-
-
-def _sink(variables: Sequence[nn.Variable]) -> nn.Variable:
-    return F.sink(*variables) if len(variables) > 1 else variables[0]
-
-
-class _Graph:
-    """The controller's static graph (see :meth:`EnasController._graph`)."""
-
-    def __init__(self) -> None:
-        self.choices: OrderedDict[str, nn.Variable] = OrderedDict()
-        self.probs: OrderedDict[str, nn.Variable] = OrderedDict()
-        self.groups: list[list[Decision]] = []
-        self.group_probs: list[list[nn.Variable]] = []
-        self.group_sinks: list[nn.Variable] = []  # forwards a group's probabilities at once
-        self.result: Any = None
-        self.sampler: Any = None  # the sampling graph (on the same one-hot inputs)
-        self.log_prob: Any = None
-        self.entropy: Any = None
-        self.penalty: Any = None
-        self.advantage: Any = None
-        self.loss: Any = None
