@@ -36,9 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser; ``--help`` lists the algorithms and search spaces."""
     from ..contrib import SPACES
     from ..runner import ALGORITHMS
+    from .trials import add_arguments, strategy_names
 
     epilog = (
         f"algorithms (-a): {', '.join(ALGORITHMS.names())}\n"
+        f"multi-trial strategies (-a, with a trials section): {', '.join(strategy_names())}\n"
         f"search spaces (network.search_space): {', '.join(SPACES.names())}\n\n"
         "example:\n  python main.py --search -f examples/mnist_search.json "
         "-a ProxylessNasSearcher -o log/mnist/search"
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--data-dir", default=None, help="datasets folder (default: the file's 'data_dir')"
     )
+    add_arguments(p)
     p.add_argument(
         "--set",
         action="append",
@@ -277,6 +280,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     args = build_parser().parse_args(argv)
     saved = _resume_source(args)
     raw, algorithm = resolve(args)
+    from .trials import route
+
+    searched = route(args, raw, algorithm, saved)  # a multi-trial strategy runs there
+    if searched is not None:
+        return searched
     algo_name = ALGORITHMS.canonical(algorithm, key="-a")
     algo = ALGORITHMS.get(algo_name)
     raw["algorithm"] = algo_name
