@@ -260,6 +260,27 @@ def _resume_source(args: argparse.Namespace) -> Path | None:
     return saved
 
 
+def resolve_config(cfg: ExperimentConfig, options: Any) -> dict[str, Any]:
+    """The resolved configuration (``config.json``): every key with its value, defaults
+    included, and the algorithm's options."""
+    resolved = cfg.to_dict()
+    resolved["searcher"] = dataclasses.asdict(options)
+    return resolved
+
+
+def _resolved_saved(saved: Path, algo: Any) -> dict[str, Any]:
+    """A run's saved ``config.json`` resolved by this version: keys added since the run started
+    take their defaults (which is what the run computed with), so they are no difference."""
+    raw = read_experiment(str(saved))
+    try:
+        cfg = ExperimentConfig.from_dict(raw)
+        options = parse_dataclass(algo.Config, cfg.searcher, "searcher")
+    except ConfigError as err:
+        raise ConfigError(f"{saved} no longer parses ({err}); the run cannot be resumed by this "
+                          "version", key="--resume") from None  # fmt: skip
+    return resolve_config(cfg, options)
+
+
 def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Parses ``argv``, runs the experiment and returns its results (raises on errors)."""
     import numpy as np
@@ -296,12 +317,11 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         raise ConfigError(f"{algo_name} trains a fixed network; drop --search or pick a searcher",
                           key="--search")  # fmt: skip
     options = parse_dataclass(algo.Config, cfg.searcher, "searcher")
-    resolved = cfg.to_dict()
-    resolved["searcher"] = dataclasses.asdict(options)
+    resolved = resolve_config(cfg, options)
     if saved is not None:
         from ..resume import check_resume_config
 
-        changed = check_resume_config(read_experiment(str(saved)), resolved, str(saved))
+        changed = check_resume_config(_resolved_saved(saved, algo), resolved, str(saved))
     genotype = load_network_genotype(cfg)
     if algo.search and genotype is not None:
         raise GenotypeError(

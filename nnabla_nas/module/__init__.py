@@ -24,6 +24,7 @@ from nnabla_nas.module.mixedop import (
     sample_rule,
     softmax,
     use_architecture,
+    use_rule,
 )
 from nnabla_nas.module.module import Module, read_parameter_file
 from nnabla_nas.module.normalization import BatchNormalization
@@ -63,6 +64,7 @@ __all__ = [
     "softmax",
     "choice_groups",
     "use_architecture",
+    "use_rule",
     "arch_parameters",
     "net_parameters",
 ]

@@ -230,7 +230,16 @@ def use_architecture(module: Module, architecture: Mapping[str, int]) -> Iterato
         op.active_index = index[id(op)]
         return op.ops[op.active_index](*inputs)
 
-    previous = [(op, op.rule) for ops in groups.values() for op in ops]
+    with use_rule(module, rule):
+        yield
+
+
+@contextlib.contextmanager
+def use_rule(module: Module, rule: Rule) -> Iterator[None]:
+    """Installs ``rule`` on every MixedOp under ``module`` for the duration; the previous rules
+    come back after. The rule decides the forward at graph-building time, so every graph built
+    inside the block runs the paths ``rule`` picks."""
+    previous = [(m, m.rule) for _, m in module.get_modules() if isinstance(m, MixedOp)]
     for op, _ in previous:
         op.rule = rule
     try:

@@ -9,6 +9,7 @@ edge is a module at ``edge_<node>_<input>``, the label of the same edge in the s
 from __future__ import annotations
 
 import logging
+from typing import Sequence
 
 import nnabla as nn
 import nnabla.functions as F
@@ -50,6 +51,21 @@ class DropPath(Module):
         u = F.rand(0.0, 1.0, shape=(x.shape[0],) + (1,) * (x.ndim - 1))
         keep = F.greater_equal(u, self.prob)  # 1 with probability 1 - p
         return x * keep / (1.0 - self.prob)
+
+
+def node_sum(cell: Module, wired: Sequence[tuple[str, int, bool]],
+             states: Sequence[nn.Variable]) -> nn.Variable | None:  # fmt: skip
+    """The output of one node of a fixed cell: the sum of its edges ``(attribute, input,
+    droppable)``, each the cell's module ``attribute`` on ``states[input]``, with the cell's
+    ``drop_path`` (if it has one) on the droppable ones; None for a node without edges."""
+    drop = cell.modules.get("drop_path")
+    out = None
+    for name, j, droppable in wired:
+        h = getattr(cell, name)(states[j])
+        if droppable and drop is not None:
+            h = drop(h)
+        out = h if out is None else out + h
+    return out
 
 
 class FixedCell(Module):
@@ -101,14 +117,8 @@ class FixedCell(Module):
 
     def call(self, s0: nn.Variable, s1: nn.Variable) -> nn.Variable:
         states = [self.pre0(s0), self.pre1(s1)]
-        drop = self.modules.get("drop_path")
         for wired in self._nodes:
-            out = None
-            for name, j, droppable in wired:
-                h = getattr(self, name)(states[j])
-                if droppable and drop is not None:
-                    h = drop(h)
-                out = h if out is None else out + h
+            out = node_sum(self, wired, states)
             states.append(out if out is not None else self.zero(states[1]))
         outs = [states[j] for j in self._concat]
         return F.concatenate(*outs, axis=1) if len(outs) > 1 else outs[0]

@@ -40,7 +40,7 @@ import numpy as np
 
 from ...module import BatchNormalization, Conv, Identity, MixedOp, Module, ModuleList, Sequential
 from ..darts.genotype import CellSpec
-from ..darts.network import DropPath
+from ..darts.network import DropPath, node_sum
 from ..darts.ops import FactorizedReduce, ReLUConvBN
 from ..decisions import Decision
 from .ops import MICRO_OPS, Edge, micro_op
@@ -219,15 +219,8 @@ class FixedCell(Module):
 
     def call(self, s0: nn.Variable, s1: nn.Variable) -> nn.Variable:
         states = [self.pre0(s0), self.pre1(s1)]
-        drop = self.modules.get("drop_path")
         for wired in self._wiring:
-            out = None
-            for name, j, droppable in wired:
-                h = getattr(self, name)(states[j])
-                if droppable and drop is not None:
-                    h = drop(h)
-                out = h if out is None else out + h
-            states.append(out)
+            states.append(node_sum(self, wired, states))
         outs: Sequence[nn.Variable] = [
             getattr(self, self._reduce_loose[k])(h) if k in self._reduce_loose else h
             for k, h in ((k, states[k]) for k in self.spec.concat)

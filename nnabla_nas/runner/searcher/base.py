@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar, Iterator, Mapping
 
 import nnabla as nn
 
-from ...module import MixedOp, use_architecture
+from ...module import use_architecture, use_rule
 from ..algorithm import Algorithm, RunContext
 from .export import ArchExport
 from .logits import ArchLogits, Initializer
@@ -39,25 +39,12 @@ class Searcher(Algorithm):
 
     search: ClassVar[bool] = True
 
-    def mixed_ops(self) -> list[MixedOp]:
-        """Every MixedOp of the model (shared decisions included), in module order."""
-        return [m for _, m in self.model.get_modules() if isinstance(m, MixedOp)]
-
-    @contextlib.contextmanager
-    def use_rule(self, rule: Rule) -> Iterator[None]:
-        """Installs ``rule`` on every choice for the duration; the previous rules come back after.
-
-        The rule decides the forward at graph-building time, so every graph the searcher builds
-        inside the block (e.g. through ``ctx.steps.accumulate``) runs the paths ``rule`` picks.
-        """
-        previous = [(op, op.rule) for op in self.mixed_ops()]
-        for op, _ in previous:
-            op.rule = rule
-        try:
-            yield
-        finally:
-            for op, old in previous:
-                op.rule = old
+    def use_rule(self, rule: Rule) -> Any:
+        """Installs ``rule`` on every choice for the duration of a ``with`` block; the previous
+        rules come back after (:func:`~nnabla_nas.module.use_rule`). Every graph the searcher
+        builds inside the block (e.g. through ``ctx.steps.accumulate``) runs the paths ``rule``
+        picks."""
+        return use_rule(self.model, rule)
 
     @contextlib.contextmanager
     def frozen(self, params: Mapping[str, nn.Variable]) -> Iterator[None]:

@@ -116,8 +116,8 @@ class ArchLogits:
         """
         by_key = {k: label for label, k in self.keys.items()}
         for key, value in logits.items():
-            label = by_key.get(key) or by_key.get(f"{key}/alpha")
-            if label is None and key in self.params:
+            label = by_key.get(key)
+            if label is None and key in self.params:  # a label: the first version's DARTS keys
                 label = key
             if label is None:
                 raise GenotypeError(
