@@ -16,7 +16,6 @@ folder then holds ``config.json`` and ``log.txt`` besides the experiment's files
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
 import os
 import shutil
@@ -108,11 +107,15 @@ def _prepare(output: Path, overwrite: bool, resume: bool) -> list[Path]:
     return previous if overwrite else []
 
 
-def _check_resume(saved: Path, resolved: dict[str, Any]) -> None:
+def _check_resume(saved: Path, resolved: dict[str, Any], strategy_cls: Any) -> None:
+    """Refuses a resume whose configuration differs from the saved one (resolved with this
+    version's defaults) in another key than :data:`RESUMABLE`."""
     from ..resume import config_differences
-    from . import read_experiment
+    from . import _resolved_saved
 
-    differ = [k for k in config_differences(read_experiment(str(saved)), resolved)
+    before = _resolved_saved(saved, strategy_cls)
+    before.pop("epoch", None)
+    differ = [k for k in config_differences(before, resolved)
               if not any(k == s or k.startswith(s + ".") for s in RESUMABLE)]  # fmt: skip
     if differ:
         raise ConfigError(f"the experiment in {saved.parent} was started with other values of "
@@ -173,7 +176,7 @@ def run_trials(
     from ..assemble import build_model
     from ..runner.monitor import setup_logging
     from ..trials import STRATEGIES, run_experiment
-    from . import set_context
+    from . import resolve_config, set_context
 
     name = STRATEGIES.canonical(algorithm, key="-a")
     raw["algorithm"] = name
@@ -193,11 +196,10 @@ def run_trials(
     if getattr(cfg.network.space, "genotype", None):
         raise GenotypeError("a search searches the whole space; remove network.genotype",
                             key="network.genotype")  # fmt: skip
-    resolved = cfg.to_dict()
+    resolved = resolve_config(cfg, options)
     resolved.pop("epoch")
-    resolved["searcher"] = dataclasses.asdict(options)
     if saved is not None:
-        _check_resume(saved, resolved)
+        _check_resume(saved, resolved, strategy_cls)
     set_context(cfg)
     nn.random.seed(cfg.seed)
     nn.clear_parameters()
