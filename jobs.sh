@@ -66,3 +66,13 @@ python main.py -d 0 -f examples/mobilenet_cifar10_train_latency.json -a Trainer 
 # MNIST under a tight latency budget (a few minutes on a CPU); the table goes to log/latency/mnist_cpu.json
 python main.py latency build -f examples/mnist_search_latency.json
 python main.py --search -f examples/mnist_search_latency.json -a ProxylessNasSearcher -o log/mnist/search_latency
+
+# --- Multi-trial search on Dask (each trial trains its child network from scratch) ------------
+# MNIST: 12 trials of 2 epochs on a local cluster of one worker per core (minutes on 2 cores)
+python main.py --search -f examples/mnist_trials.json -a EvolutionSearcher -o log/trials/mnist
+python main.py --search -f examples/mnist_trials.json -a RandomTrials -o log/trials/mnist_random
+python main.py --search -f examples/mnist_trials.json -a TpeTrials -o log/trials/mnist_tpe
+# continue an interrupted experiment
+python main.py --resume -o log/trials/mnist
+# CIFAR-10: 500 trials of 10 epochs on an existing Dask cluster (docs/trials.rst, several machines)
+python main.py -d 0 --search -f examples/mobilenet_cifar10_trials.json -a EvolutionSearcher -o log/trials/cifar10 --scheduler tcp://10.0.0.1:8786
