@@ -72,7 +72,7 @@ python main.py --search -f examples/mnist_search_latency.json -a ProxylessNasSea
 python main.py --search -f examples/mnist_trials.json -a EvolutionSearcher -o log/trials/mnist
 python main.py --search -f examples/mnist_trials.json -a RandomTrials -o log/trials/mnist_random
 python main.py --search -f examples/mnist_trials.json -a TpeTrials -o log/trials/mnist_tpe
-# continue an interrupted experiment
+# continue an interrupted experiment (a raised budget too: --set trials.budget=24)
 python main.py --resume -o log/trials/mnist
 # CIFAR-10: 500 trials of 10 epochs on an existing Dask cluster (docs/trials.rst, several machines)
 python main.py -d 0 --search -f examples/mobilenet_cifar10_trials.json -a EvolutionSearcher -o log/trials/cifar10 --scheduler tcp://10.0.0.1:8786

@@ -25,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "warning")  # also the workers' (before import)
 
 from nnabla_nas.config import ExperimentConfig  # noqa: E402
 from nnabla_nas.contrib import create_space  # noqa: E402
