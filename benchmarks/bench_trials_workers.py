@@ -1,7 +1,7 @@
 """Speed-up of a ``train`` experiment on 2 Dask workers against 1 (the same trials).
 
-Runs the same multi-trial experiment (``RandomTrials``, seed 0, ``window`` 2 in both, so the
-same architectures with the same seeds are trained; the ``train`` evaluator on the embedded
+Runs the same multi-trial experiment (``RandomTrials``, seed 0, the same ``--window`` in both,
+so the same architectures with the same seeds are trained; the ``train`` evaluator on the embedded
 MNIST digits, the tiny MobileNet space of the tests at 28x28, ``--trial-epochs`` each) on a
 local Dask cluster of 1 and of 2 single-threaded worker processes, alternating ``--repeat``
 times, and prints per run the seconds from the moment the cluster is up to the end (cluster
@@ -9,8 +9,14 @@ start-up left out; printed apart) with the load average before it, then the spee
 fastest runs and of the medians. The target on a 2-core machine is 1.7x; on a loaded machine
 the figure means little: run it when ``uptime`` shows a load well below 1.
 
+``--window`` (default 4): trials are told in order, so with a window of 2 on 2 workers a worker
+whose trial ends before the older one's waits for it (the next proposal needs the older result);
+trials of different architectures take different times. Random proposals never depend on
+results, so a window of twice the workers keeps both busy at no cost; ``--window 2`` measures
+the strict schedule.
+
     .venv/bin/python benchmarks/bench_trials_workers.py [--budget 6] [--repeat 3]
-        [--trial-epochs 1]
+        [--trial-epochs 1] [--window 4]
 """
 
 from __future__ import annotations
@@ -46,14 +52,16 @@ def experiment(trial_epochs: int, budget: int) -> tuple[SearchSpace, object]:
     return space, cfg.trials.evaluator.build(_setting(cfg))
 
 
-def run(workers: int, trial_epochs: int, budget: int, folder: Path) -> tuple[float, float, float]:
+def run(
+    workers: int, trial_epochs: int, budget: int, window: int, folder: Path
+) -> tuple[float, float, float]:
     """Seconds of the trials (after the cluster is up), of the start-up, and the load before."""
     space, evaluator = experiment(trial_epochs, budget)
     load = os.getloadavg()[0]
     start = time.perf_counter()
     up: list[float] = []
     run_experiment(space, RandomTrials(space, 0), evaluator, folder, budget, workers=workers,
-                   window=2, on_start=lambda: up.append(time.perf_counter()))  # fmt: skip
+                   window=window, on_start=lambda: up.append(time.perf_counter()))  # fmt: skip
     end = time.perf_counter()
     return end - up[0], up[0] - start, load
 
@@ -63,16 +71,18 @@ def main() -> None:
     parser.add_argument("--budget", type=int, default=6)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--trial-epochs", type=int, default=1)
+    parser.add_argument("--window", type=int, default=4)
     args = parser.parse_args()
     times: dict[int, list[float]] = {1: [], 2: []}
     with tempfile.TemporaryDirectory(prefix="bench_trials_") as tmp:
         for r in range(args.repeat):
             for workers in (1, 2):
-                seconds, startup, load = run(workers, args.trial_epochs, args.budget,
+                seconds, startup, load = run(workers, args.trial_epochs, args.budget, args.window,
                                              Path(tmp) / f"{workers}-{r}")  # fmt: skip
                 times[workers].append(seconds)
                 print(f"run {r} workers {workers}: {seconds:7.2f} s of trials "
-                      f"({args.budget} trials; cluster start {startup:.1f} s) "
+                      f"({args.budget} trials, window {args.window}; "
+                      f"cluster start {startup:.1f} s) "
                       f"load {load:.2f}", flush=True)  # fmt: skip
     best = min(times[1]) / min(times[2])
     median = statistics.median(times[1]) / statistics.median(times[2])
