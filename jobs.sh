@@ -82,3 +82,13 @@ python main.py -d 0 --search -f examples/enas_micro_cifar10_search.json -a EnasS
 python main.py --search -f examples/random_mobilenet_mnist_search.json -a RandomSearcher -o log/random/mobilenet/mnist/search
 python main.py --search -f examples/random_zoph_mnist_search.json -a RandomSearcher -o log/random/zoph/mnist/search
 python main.py -d 0 --search -f examples/random_mobilenet_cifar10_search.json -a RandomSearcher -o log/random/mobilenet/cifar10/search
+
+# --- Multi-trial search on Dask (each trial trains its child network from scratch) ------------
+# MNIST: 12 trials of 2 epochs on a local cluster of one worker per core (minutes on 2 cores)
+python main.py --search -f examples/mnist_trials.json -a EvolutionSearcher -o log/trials/mnist
+python main.py --search -f examples/mnist_trials.json -a RandomTrials -o log/trials/mnist_random
+python main.py --search -f examples/mnist_trials.json -a TpeTrials -o log/trials/mnist_tpe
+# continue an interrupted experiment (a raised budget too: --set trials.budget=24)
+python main.py --resume -o log/trials/mnist
+# CIFAR-10: 500 trials of 10 epochs on an existing Dask cluster (docs/trials.rst, several machines)
+python main.py -d 0 --search -f examples/mobilenet_cifar10_trials.json -a EvolutionSearcher -o log/trials/cifar10 --scheduler tcp://10.0.0.1:8786

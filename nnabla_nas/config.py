@@ -36,6 +36,7 @@ __all__ = [
     "RegularizerConfig",
     "SchedulerConfig",
     "SolverConfig",
+    "TrialsConfig",
     "parse_dataclass",
     "parse_optimizers",
     "parse_scheduler",
@@ -223,6 +224,51 @@ def parse_network(data: Any, path: str = "network") -> NetworkConfig:
     return NetworkConfig(search_space=name, space=space_cfg)
 
 
+def _trial_evaluator(value: Any, key: str) -> Any:
+    from .trials.evaluator import parse_evaluator_section
+
+    return parse_evaluator_section(value, key)
+
+
+@dataclass
+class TrialsConfig:
+    """The ``trials`` section of a multi-trial search (``-a EvolutionSearcher``, ``RandomTrials``,
+    ``TpeTrials``; the strategy's own options are the ``searcher`` section). See
+    ``docs/trials.rst``.
+
+    Attributes:
+        budget: the number of trials (a resume may raise it).
+        evaluator: ``{"name": "train", "trial_epochs": 2}`` or ``{"name": "table", "table":
+            "nas-bench-macro"}``: how a trial is scored, with the evaluator's own keys.
+        window: trials proposed ahead of the results (null: the number of workers at the start;
+            the proposals depend on it, not on the workers).
+        retries: submissions again of a trial whose worker died, before it is ``killed``.
+        hard: labels of ``regularizer`` sections whose ``bound`` is a hard constraint (a trial
+            above it is infeasible); the others scale the score by ``min(1, bound/value) **
+            weight``.
+        cost: the figure plotted against the score in ``pareto.png`` (null: latency, macs,
+            flops or params, the first the trials have).
+    """
+
+    budget: int
+    evaluator: Any = field(metadata={"parse": _trial_evaluator})
+    window: int | None = None
+    retries: int = 2
+    hard: list[str] = field(default_factory=list)
+    cost: str | None = None
+
+    def check(self) -> None:
+        for key, value, low in (("budget", self.budget, 1), ("retries", self.retries, 0),
+                                ("window", self.window, 1)):  # fmt: skip
+            if value is not None and value < low:
+                raise ConfigError(f"must be >= {low}, got {value}", key)
+
+    @staticmethod
+    def parse(value: Any, key: str) -> TrialsConfig | None:
+        """The section (null: none), its errors naming their full key."""
+        return None if value is None else parse_dataclass(TrialsConfig, value, key)
+
+
 @dataclass
 class ExperimentConfig:
     """The whole experiment file (seed format), with the additions documented in the docs."""
@@ -253,6 +299,7 @@ class ExperimentConfig:
     )
     regularizer: dict[str, RegularizerConfig] = field(default_factory=dict)
     searcher: dict[str, Any] = field(default_factory=dict)
+    trials: TrialsConfig | None = field(default=None, metadata={"parse": TrialsConfig.parse})
     # Keys the seed says may be given in the file instead of on the command line.
     algorithm: str | None = None
     context: str | None = None
@@ -368,7 +415,8 @@ class ExperimentConfig:
         out = {}
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if value is None and f.name in ("algorithm", "context", "device_id", "type_config"):
+            skip = ("algorithm", "context", "device_id", "type_config", "trials")
+            if value is None and f.name in skip:
                 continue
             if f.name == "search" and value is None:
                 continue

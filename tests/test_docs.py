@@ -14,7 +14,7 @@ import pytest
 
 from nnabla_nas.cli import SUBCOMMANDS, apply_override
 from nnabla_nas.cli.args import FLAGS, build_parser
-from nnabla_nas.cli.names import ALGORITHM_NAMES
+from nnabla_nas.cli.names import ALGORITHM_NAMES, STRATEGY_NAMES
 from nnabla_nas.errors import ConfigError
 from tests.conftest import ROOT
 
@@ -130,7 +130,8 @@ def check_command(argv: list[str], written: tuple[str, ...] = ()) -> None:
         return
     args = build_parser(tuple(SUBCOMMANDS)).parse_args(argv)
     if args.algorithm is not None:
-        assert args.algorithm.lower() in {n.lower() for n in ALGORITHM_NAMES}, args.algorithm
+        known = {n.lower() for n in (*ALGORITHM_NAMES, *STRATEGY_NAMES)}
+        assert args.algorithm.lower() in known, args.algorithm
     if args.file is None:
         assert args.resume, "-f is required except with --resume"
         return

@@ -206,6 +206,11 @@ def _run(args: argparse.Namespace, held: contextlib.ExitStack) -> dict[str, Any]
     source = resume_source(args)
     saved = source[0] if source is not None else None
     raw, algorithm = resolve(args, source[1]["algorithm"] if source is not None else None)
+    from .trials import route
+
+    searched = route(args, raw, algorithm, saved)  # a multi-trial strategy runs there
+    if searched is not None:
+        return searched
     algo_name = ALGORITHMS.canonical(algorithm, key="-a")
     algo = ALGORITHMS.get(algo_name)
     raw["algorithm"] = algo_name

@@ -11,7 +11,7 @@ import argparse
 from typing import Sequence
 
 from ..errors import ConfigError
-from .names import ALGORITHM_NAMES, SPACE_NAMES
+from .names import ALGORITHM_NAMES, SPACE_NAMES, STRATEGY_NAMES
 
 __all__ = ["FLAGS", "build_parser", "parse_args"]
 
@@ -19,7 +19,7 @@ __all__ = ["FLAGS", "build_parser", "parse_args"]
 FLAGS: tuple[str, ...] = (
     "-h", "--help", "-c", "--context", "-d", "--device-id", "-t", "--type-config", "--search",
     "-f", "--file", "-a", "--algorithm", "-o", "--output", "--data-dir", "--set", "--seed",
-    "--overwrite", "--resume",
+    "--overwrite", "--resume", "--workers", "--scheduler",
 )  # fmt: skip
 
 
@@ -34,6 +34,7 @@ def build_parser(commands: Sequence[str] = ()) -> argparse.ArgumentParser:
     other = f"other commands: {', '.join(commands)} (nnabla-nas NAME --help)\n" if commands else ""
     epilog = (
         f"algorithms (-a): {', '.join(ALGORITHM_NAMES)}\n"
+        f"multi-trial strategies (-a, with a trials section): {', '.join(STRATEGY_NAMES)}\n"
         f"search spaces (network.search_space): {', '.join(SPACE_NAMES)}\n"
         f"{other}\n"
         "examples:\n"
@@ -98,6 +99,12 @@ def build_parser(commands: Sequence[str] = ()) -> argparse.ArgumentParser:
         metavar="DIR",
         help="datasets folder (default: the file's 'data_dir')",
     )
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="multi-trial search: worker processes of the local Dask cluster "
+                   "(default: one per core; 0: every trial in this process)")  # fmt: skip
+    p.add_argument("--scheduler", default=None, metavar="tcp://HOST:PORT",
+                   help="multi-trial search: run the trials on this existing Dask cluster "
+                   "(docs/trials.rst)")  # fmt: skip
     p.add_argument(
         "--set",
         action="append",

@@ -4,8 +4,8 @@ evaluator, run on Dask; the trial log (``trials.jsonl``) is the experiment's sta
 - :class:`SearchSpace` -- the decisions a strategy sees (``label -> candidate names``);
 - strategies (:data:`STRATEGIES`): ``RandomTrials``, ``EvolutionSearcher`` (regularized
   evolution), ``TpeTrials`` (Optuna's TPE, optional);
-- evaluators (:data:`EVALUATORS`): ``table`` (a benchmark table lookup); the interface and the
-  planned ``train`` and ``supernet`` evaluators: :mod:`nnabla_nas.trials.evaluator`;
+- evaluators (:data:`EVALUATORS`): ``table`` (a benchmark table lookup), ``train`` (each trial
+  trains its child network from scratch); the interface: :mod:`nnabla_nas.trials.evaluator`;
 - :func:`run_experiment` -- the resumable experiment on a Dask cluster.
 
 Adding a strategy or an evaluator is one module plus one line here.
@@ -20,10 +20,12 @@ from .experiment import ExperimentResult, run_experiment
 from .objective import Constraint, HardwareEstimates, Objective
 from .random_trials import RandomTrials
 from .record import TrialRecord
+from .setting import DataSetting, TrialSetting
 from .space import Architecture, SearchSpace
 from .strategy import Strategy
 from .table import BenchmarkTable, TableEvaluator
 from .tpe import TpeTrials
+from .train import TrainEvaluator
 
 __all__ = [
     "EVALUATORS",
@@ -31,6 +33,7 @@ __all__ = [
     "Architecture",
     "BenchmarkTable",
     "Constraint",
+    "DataSetting",
     "Evaluator",
     "EvolutionSearcher",
     "ExperimentResult",
@@ -41,7 +44,9 @@ __all__ = [
     "Strategy",
     "TableEvaluator",
     "TpeTrials",
+    "TrainEvaluator",
     "TrialRecord",
+    "TrialSetting",
     "run_experiment",
 ]
 
@@ -54,3 +59,4 @@ STRATEGIES.add("TpeTrials", TpeTrials, "tpe")
 #: Trial evaluators: name -> Evaluator class.
 EVALUATORS = Registry("trial evaluator")
 EVALUATORS.add("table", TableEvaluator)
+EVALUATORS.add("train", TrainEvaluator)

@@ -16,48 +16,68 @@ Life cycle
     :attr:`Evaluator.metric`, the one maximised. An exception is recorded as the trial's error
     (the experiment goes on); a dead worker is retried by the driver.
 
-The evaluators of the second part (on the new loop API; not built on ``nnabla_nas.runner``)
-    ``train`` (``TrainEvaluator``)
-        Options: the experiment's dataset section, ``trial_epochs``, the optimizer section, the
-        space's configuration. ``load``: the dataset (train and validation splits of the search
-        split, and the test set), once per worker. ``evaluate``: builds the child network of
-        ``request.architecture`` as a FIXED network (the space built from the genotype
-        ``space.genotype(architecture)``, not a supernet under ``use_architecture``), trains it
-        from scratch for ``trial_epochs`` epochs with the experiment's optimizers, seeding
-        nnabla and the data order with ``request.seed``; returns ``valid_acc`` (the metric),
-        ``valid_loss``, ``train_loss``, ``epochs``, and the child's ``params``. The test
-        accuracy is evaluated only for the best trial at the end of the experiment (a driver
-        step, so that test data never steers the search).
-    ``supernet`` (``SupernetEvaluator``)
-        Options: the supernet's configuration and its checkpoint or ``weights.h5`` (from a
-        one-shot search, e.g. SPOS-style uniform sampling), ``bn_batches`` (default 10).
-        ``load``: the supernet with its weights, and the validation data. ``evaluate``: under
-        ``nnabla_nas.module.use_architecture(model, request.architecture)``, resets the batch
-        normalization statistics, recomputes them over ``bn_batches`` training batches in
-        training mode without updates (the BN recalibration of Guo et al., "Single Path One-Shot
-        NAS", ECCV 2020), then scores the validation set: ``valid_acc`` (the metric),
-        ``valid_loss``. The weights are restored between trials (the trial only reads them).
+The evaluators
+    ``table`` (:class:`~nnabla_nas.trials.table.TableEvaluator`)
+        A lookup in a benchmark table, for testing strategies in seconds.
+    ``train`` (:class:`~nnabla_nas.trials.train.TrainEvaluator`)
+        Each trial builds the child network of its architecture as a FIXED network (the space
+        built from the genotype), trains it from scratch for ``trial_epochs`` with the
+        experiment's optimizers through the :class:`~nnabla_nas.runner.trainer.Trainer`, in
+        its own folder ``trials/<trial>/``, and reports the validation figures; the test
+        accuracy of the best trial is reported at the end only (:meth:`Evaluator.report`).
 
-    The ``table`` evaluator (:mod:`nnabla_nas.trials.table`) is the first implementation.
+    The ``supernet`` evaluator (inherited weights of a one-shot supernet with the batch-norm
+    recalibration of Guo et al., "Single Path One-Shot NAS", ECCV 2020) waits for the
+    recalibration piece of the one-shot searchers.
+
+Building one
+    From Python, with its constructor. From the experiment file (the ``trials.evaluator``
+    section: ``{"name": "train", "trial_epochs": 2}``), the command line parses the section's
+    keys with the class's :attr:`Evaluator.Config` and calls :meth:`Evaluator.from_setting`
+    with them and the experiment's parts (:class:`~nnabla_nas.trials.setting.TrialSetting`).
 """
 
 from __future__ import annotations
 
 import abc
 import json
-from typing import Any, ClassVar
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
-from .record import TrialRequest
+from ..errors import ConfigError
+from ..parsing import parse_dataclass, to_dict
+from .record import TrialRecord, TrialRequest
 from .space import SearchSpace
 
-__all__ = ["Evaluator"]
+if TYPE_CHECKING:  # pragma: no cover
+    from .setting import TrialSetting
+
+__all__ = ["Evaluator", "EvaluatorSection", "NoOptions", "parse_evaluator_section"]
+
+
+@dataclass
+class NoOptions:
+    """An evaluator without keys of its own in ``trials.evaluator``."""
 
 
 class Evaluator(abc.ABC):
     """Base of the evaluators (see the module docstring)."""
 
-    #: The evaluator's registry name (``"table"``, ``"train"``, ``"supernet"``).
+    #: The evaluator's registry name (``"table"``, ``"train"``).
     kind: ClassVar[str] = ""
+    #: Its keys in the experiment file's ``trials.evaluator`` section (besides ``name``).
+    Config: ClassVar[type] = NoOptions
+
+    @classmethod
+    def from_setting(cls, config: Any, setting: TrialSetting) -> Evaluator:
+        """The evaluator of an experiment file: ``config`` (its :attr:`Config`, parsed) and the
+        experiment's parts (what the command line assembled).
+
+        Raises:
+            ConfigError: the keys do not fit (naming ``trials.evaluator.<key>``).
+        """
+        raise NotImplementedError(f"the {cls.kind} evaluator is not built from a file")
 
     @property
     @abc.abstractmethod
@@ -71,8 +91,12 @@ class Evaluator(abc.ABC):
     def check(self, space: SearchSpace) -> None:  # noqa: B027 - optional hook
         """Refuses a space the evaluator cannot score (``ConfigError`` naming the key).
 
-        Called once in the driver before anything runs.
+        Called once in the driver before anything runs or is written.
         """
+
+    def use_output(self, folder: Path) -> None:  # noqa: B027 - optional hook
+        """Called in the driver with the experiment's output folder, after :meth:`check` and
+        before any trial is submitted (an evaluator that writes files per trial keeps it)."""
 
     def load(self) -> Any:
         """Loads what trials need (data, a table, weights), once per worker process."""
@@ -82,6 +106,12 @@ class Evaluator(abc.ABC):
     def evaluate(self, request: TrialRequest, resources: Any) -> dict[str, Any]:
         """Scores ``request.architecture``; ``resources`` is what :meth:`load` returned."""
 
+    def report(self, best: TrialRecord) -> dict[str, Any]:
+        """Figures of the experiment's best trial that no trial's score may depend on (e.g. its
+        test accuracy), computed in the driver once the search is over and written into
+        ``results.json`` (``best.final``). Nothing by default."""
+        return {}
+
     def describe(self) -> dict[str, Any]:
         """A JSON description of the evaluator's settings (what a resumed experiment must
         match); also the key of the per-process resource cache."""
@@ -90,3 +120,45 @@ class Evaluator(abc.ABC):
     def cache_key(self) -> str:
         """The key under which a worker process keeps this evaluator's resources."""
         return json.dumps({"class": type(self).__qualname__, **self.describe()}, sort_keys=True)
+
+
+@dataclass
+class EvaluatorSection:
+    """The experiment file's ``trials.evaluator`` section, parsed: ``{"name": ..., keys}``.
+
+    Attributes:
+        name: the evaluator's registry name.
+        options: its keys (the class's :attr:`Evaluator.Config`).
+    """
+
+    name: str
+    options: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        """The section as the experiment file holds it."""
+        return {"name": self.name, **to_dict(self.options)}
+
+    def build(self, setting: TrialSetting) -> Evaluator:
+        """The evaluator, from its keys and the experiment's parts."""
+        from . import EVALUATORS
+
+        return EVALUATORS.get(self.name).from_setting(self.options, setting)
+
+
+def parse_evaluator_section(data: Any, path: str = "trials.evaluator") -> EvaluatorSection:
+    """Parses ``trials.evaluator``: its ``name``, then the evaluator's own keys strictly.
+
+    Raises:
+        ConfigError: not an object, no or an unknown ``name``, a bad key (naming its path).
+    """
+    from . import EVALUATORS
+
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected an object like {{\"name\": \"train\", ...}}, got {data!r}",
+                          path)  # fmt: skip
+    if "name" not in data:
+        raise ConfigError(f"missing required key; valid evaluators: {', '.join(EVALUATORS)}",
+                          f"{path}.name")  # fmt: skip
+    name = EVALUATORS.canonical(data["name"], key=f"{path}.name")
+    rest = {k: v for k, v in data.items() if k != "name"}
+    return EvaluatorSection(name, parse_dataclass(EVALUATORS.get(name).Config, rest, path))

@@ -11,6 +11,9 @@ The output folder:
                        Pareto front's trials
 ``arch.h5``            the best architecture as a genotype (``nnabla_nas.genotype``);
                        retrainable with the Trainer when the space is a registered one
+``arch.png``           the best architecture drawn (with a ``model``: the space's
+                       ``arch_graph``), and the space's own files of it (e.g. ``arch.json``)
+``trials/``            what the evaluator keeps per trial (``train``: each trial's Trainer run)
 ``pareto.png``         the evaluator's metric against the cost (latency, MACs, FLOPs or
                        params), Pareto front marked (also in TensorBoard)
 ``tensorboard/``       scalars per trial, the best score so far, the Pareto image
@@ -31,7 +34,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import ConfigError
 from ..utils.io import atomic_write_json
@@ -41,7 +44,7 @@ from .executor import DaskExecutor, Executor, InlineExecutor
 from .journal import Journal
 from .objective import HardwareEstimates, Objective
 from .record import TrialRecord
-from .report import TrialBoard, best_trial, write_outputs
+from .report import TrialBoard, best_trial, draw_best, write_outputs
 from .space import SearchSpace
 from .strategy import Strategy
 
@@ -102,6 +105,18 @@ def _executor(
         yield DaskExecutor(client, evaluator, workers=window)
 
 
+def _remove_experiment(output: Path) -> None:
+    """Removes the files of a previous experiment in ``output`` (``overwrite``)."""
+    import shutil
+
+    for name in ("experiment.json", "trials.jsonl", "trials", "results.json", "arch.h5"):
+        path = output / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def run_experiment(
     space: SearchSpace,
     strategy: Strategy,
@@ -118,6 +133,10 @@ def run_experiment(
     retries: int = 2,
     cost: str | None = None,
     scheduler_timeout: float = 10.0,
+    model: Any = None,
+    input_shape: Sequence[int] | None = None,
+    on_start: Callable[[], None] | None = None,
+    overwrite: bool = False,
 ) -> ExperimentResult:
     """Runs (or resumes) a multi-trial search and writes its outputs (module docstring).
 
@@ -138,6 +157,13 @@ def run_experiment(
         retries: submissions again of a trial whose worker died, before it is ``killed``.
         cost: the figure plotted against the score (default: latency, macs, flops, params).
         scheduler_timeout: seconds to wait for the ``scheduler``.
+        model: the supernet the space was taken from (default: the estimates' model, if
+            any): the best architecture is drawn to ``arch.png`` with its ``arch_graph``.
+        input_shape: one example's shape, for the drawing.
+        on_start: called once every check passed and the cluster is up, before the first
+            file is written (the command line writes ``config.json`` and starts ``log.txt``).
+        overwrite: an experiment already in ``output`` is removed (once every check passed)
+            instead of refused.
 
     Raises:
         ConfigError: bad input (see the module docstring); nothing is written.
@@ -155,6 +181,7 @@ def run_experiment(
                           "algorithm")  # fmt: skip
     _require("matplotlib", "the Pareto plot")
     evaluator.check(space)
+    evaluator.use_output(Path(output))
     objective = objective or Objective(evaluator.metric)
     objective.check([*evaluator.metrics(), *(estimates.names() if estimates else [])])
     header = _plain({
@@ -172,7 +199,7 @@ def run_experiment(
     if resume:
         window = _match_header(header_path, header, window)
         records = journal.read()
-    elif header_path.exists() or journal.exists():
+    elif (header_path.exists() or journal.exists()) and not overwrite:
         raise ConfigError(f"{str(output)!r} already holds an experiment (experiment.json, "
                           "trials.jsonl); resume it, or choose another output folder",
                           "-o")  # fmt: skip
@@ -180,6 +207,10 @@ def run_experiment(
     start = time.time()
     with _executor(evaluator, workers, scheduler, window, scheduler_timeout) as executor:
         window = window or executor.workers
+        if overwrite and not resume:
+            _remove_experiment(output)
+        if on_start is not None:
+            on_start()
         atomic_write_json(header_path, {**header, "window": window, "budget": budget})
         journal.repair()
         logger.info("%s %s on %s: %d of %d trials recorded, window %d, output %s",
@@ -208,8 +239,13 @@ def run_experiment(
         "window": window,
         "wall_time": time.time() - start,
     }
-    results = write_outputs(output, space, records, objective.metric, summary, board, cost)
     best = best_trial(records)
+    final = evaluator.report(best) if best is not None else {}
+    results = write_outputs(output, space, records, objective.metric, summary, board, cost,
+                            final=final)  # fmt: skip
+    model = model if model is not None else getattr(estimates, "model", None)
+    if best is not None and model is not None:
+        draw_best(model, output, best.architecture, input_shape)
     logger.info("%d trials, best: %s", len(records),
                 f"trial {best.trial}, score {best.score:.4g}" if best else "none")  # fmt: skip
     return ExperimentResult(output, records, best, results)

@@ -23,7 +23,7 @@ from .pareto import cost_key, plot_pareto
 from .record import TrialRecord
 from .space import SearchSpace
 
-__all__ = ["TrialBoard", "best_trial", "write_outputs"]
+__all__ = ["TrialBoard", "best_trial", "draw_best", "write_outputs"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +84,26 @@ class TrialBoard:
         self.writer.close()
 
 
+def draw_best(
+    model: Any, output: Path, architecture: dict[str, int], input_shape: Sequence[int] | None
+) -> None:
+    """``arch.png`` of the best architecture (the space's ``arch_graph``; skipped with a
+    warning without graphviz's ``dot``) and the space's own files of it (``export_files``)."""
+    import shutil
+
+    from ..visualize import draw_architecture
+
+    model.export_files(Path(output), architecture)
+    if input_shape is None:
+        logger.info("no input shape given: arch.png is not drawn")
+        return
+    if shutil.which("dot") is None:
+        logger.warning("graphviz's 'dot' binary is missing: arch.png is not drawn (install it "
+                       "with 'apt-get install graphviz')")  # fmt: skip
+        return
+    draw_architecture(model, Path(output) / "arch.png", input_shape, architecture=architecture)
+
+
 def best_trial(records: Sequence[TrialRecord]) -> TrialRecord | None:
     """The feasible evaluated trial of highest score (the earliest of equals), or None."""
     candidates = [r for r in records if r.ok]
@@ -98,6 +118,7 @@ def write_outputs(
     summary: dict[str, Any],
     board: TrialBoard | None = None,
     cost: str | None = None,
+    final: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Writes ``results.json``, ``arch.h5`` (of the best trial) and ``pareto.png``.
 
@@ -109,6 +130,8 @@ def write_outputs(
         summary: experiment facts merged into ``results.json`` (strategy, budget, ...).
         board: the TensorBoard writer to finish (None: no TensorBoard).
         cost: the figure plotted as the cost (default: latency, MACs, FLOPs or params).
+        final: the evaluator's figures of the best trial computed after the search
+            (``results.json``'s ``best.final``, e.g. its test accuracy).
 
     Returns:
         The content of ``results.json``.
@@ -135,9 +158,10 @@ def write_outputs(
             "scores": best.scores,
             "estimates": best.estimates,
             "seed": best.seed,
+            "final": dict(final or {}),
         }
         extra = {"trial": best.trial, "score": best.score, **_numbers(best.scores),
-                 **_numbers(best.estimates)}  # fmt: skip
+                 **_numbers(best.estimates), **_numbers(final or {})}  # fmt: skip
         save_genotype(output / "arch.h5", Genotype(space.name, space.genotype(best.architecture),
                                                    {}, extra))  # fmt: skip
     image = None

@@ -35,6 +35,7 @@ import logging
 import math
 import os
 from collections import OrderedDict
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -45,7 +46,7 @@ from .evaluator import Evaluator
 from .record import TrialRequest
 from .space import SearchSpace
 
-__all__ = ["TABLES", "BenchmarkTable", "TableEvaluator", "table_path"]
+__all__ = ["TABLES", "BenchmarkTable", "TableEvaluator", "TableEvaluatorConfig", "table_path"]
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +212,19 @@ class BenchmarkTable:
         return np.array([float(e[m]) for e in self.entries.values()])
 
 
+@dataclass
+class TableEvaluatorConfig:
+    """Keys of the ``table`` evaluator (``trials.evaluator``).
+
+    Attributes:
+        table: a shipped table's name (``nas-bench-macro``) or a spec file.
+        metric: the figure to maximise (default: the table's).
+    """
+
+    table: str = "nas-bench-macro"
+    metric: str | None = None
+
+
 class TableEvaluator(Evaluator):
     """Scores a trial by looking it up in a :class:`BenchmarkTable`.
 
@@ -223,6 +237,7 @@ class TableEvaluator(Evaluator):
     """
 
     kind = "table"
+    Config = TableEvaluatorConfig
 
     def __init__(
         self, table: BenchmarkTable | str | os.PathLike, metric: str | None = None,
@@ -245,6 +260,17 @@ class TableEvaluator(Evaluator):
             raise ConfigError(f"{self._metric!r} is not a numeric figure of table "
                               f"{self.table.name!r}; valid: {self.table.metrics()}",
                               f"{key}.metric")  # fmt: skip
+
+    @classmethod
+    def from_setting(cls, config: TableEvaluatorConfig, setting: Any) -> TableEvaluator:
+        """The evaluator of an experiment file (``trials.evaluator``: ``table``, ``metric``)."""
+        key = "trials.evaluator.table"
+        try:
+            return cls(config.table, config.metric, key=key)
+        except ConfigError as err:
+            if err.key == f"{key}.metric":
+                raise ConfigError(err.message, "trials.evaluator.metric") from None
+            raise
 
     @property
     def table(self) -> BenchmarkTable:

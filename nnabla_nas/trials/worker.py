@@ -9,6 +9,7 @@ import time
 import traceback
 from typing import Any
 
+from ..errors import Interrupted
 from .evaluator import Evaluator
 from .record import TrialOutcome, TrialRequest
 
@@ -71,6 +72,8 @@ def run_trial(evaluator: Evaluator, request: TrialRequest) -> TrialOutcome:
         if not isinstance(scores, dict) or evaluator.metric not in scores:
             raise TypeError(f"the {evaluator.kind} evaluator returned {scores!r}, which has no "
                             f"{evaluator.metric!r}")  # fmt: skip
+    except Interrupted:  # a signal to the driver running trials in-process: stop, not a result
+        raise
     except Exception as err:
         logger.warning("trial %d failed on %s: %s", request.trial, worker,
                        "".join(traceback.format_exception(err)))  # fmt: skip

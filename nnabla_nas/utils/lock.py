@@ -138,9 +138,10 @@ def check_unlocked(folder: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def lock_folder(folder: str | os.PathLike) -> FolderLock:
+def lock_folder(folder: str | os.PathLike, wait: bool = False) -> FolderLock:
     """Locks the existing ``folder`` for this process (re-entrant; release every hold with
-    :meth:`FolderLock.release` or a ``with`` block).
+    :meth:`FolderLock.release` or a ``with`` block). ``wait``: blocks until another process
+    releases it (a multi-trial worker taking over a trial's folder) instead of refusing.
 
     Raises:
         ConfigError: at ``-o`` when another process holds the lock (naming it).
@@ -155,7 +156,7 @@ def lock_folder(folder: str | os.PathLike) -> FolderLock:
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.ftruncate(fd, 0)
         os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
     except OSError as err:

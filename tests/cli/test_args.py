@@ -53,12 +53,16 @@ def test_a_bad_flag_is_one_line_with_exit_code_2(capsys):
 def test_listed_names_are_the_registries():
     from nnabla_nas.contrib import SPACES
     from nnabla_nas.runner import ALGORITHMS
+    from nnabla_nas.trials import STRATEGIES
 
     assert list(names.ALGORITHM_NAMES) == ALGORITHMS.names(), (
         "nnabla_nas/cli/names.py::ALGORITHM_NAMES must list ALGORITHMS.names()"
     )
     assert list(names.SPACE_NAMES) == SPACES.names(), (
         "nnabla_nas/cli/names.py::SPACE_NAMES must list SPACES.names()"
+    )
+    assert list(names.STRATEGY_NAMES) == STRATEGIES.names(), (
+        "nnabla_nas/cli/names.py::STRATEGY_NAMES must list STRATEGIES.names()"
     )
 
 
