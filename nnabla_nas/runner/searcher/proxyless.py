@@ -33,11 +33,14 @@ contributions of every MixedOp of the decision.
 
 Hardware constraints (the ``regularizer`` section; :mod:`nnabla_nas.estimator.regularizer`)
     Gradient mode: the architecture loss is ``L(CE, E)`` (``add#linear`` or ``mul#log``) with
-    ``E`` the expected estimate under the searcher's distribution, an nnabla expression of the
-    logits; its gradient by the chain rule (:func:`~.proxyless_gates.hardware_gradient`). With an
-    active hardware term the logits outside the pair keep their update (their gradient is the
-    hardware term's alone). REINFORCE: the reward factor is the product over the regularizers of
-    ``min(1, bound / value) ** weight`` with ``value`` the estimate of the sampled architecture.
+    ``E`` the expected estimate under the pairs' renormalised probabilities (the reference
+    implementation's expected latency: zero probability outside each drawn pair), an nnabla
+    expression of the logits; its gradient by the chain rule
+    (:func:`~.proxyless_gates.hardware_gradient`). Only the pairs' logits move, with or without
+    a regularizer: the others are restored after the optimizer's update, which a solver with
+    momentum would otherwise apply to them. REINFORCE: the reward factor is the product over
+    the regularizers of ``min(1, bound / value) ** weight`` with ``value`` the estimate of the
+    sampled architecture.
 
 Not implemented: the paper's ``full``/``full_v2`` binarisation modes, and the entropy
 regularisation of the architecture distribution.
@@ -148,11 +151,10 @@ class ProxylessNasSearcher(SoftmaxSearcher):
         opt = self.ctx.optimizers["valid"]
         opt.zero_grad()
         metrics = gate_gradient(self, batch, draws)
-        regularized = hardware_gradient(self, metrics)
+        hardware_gradient(self, metrics, draws)
         old = {label: np.array(self.logits.params[label].d, copy=True) for label in draws}
         opt.update()
-        # With a hardware term the other logits keep their update (see the module docstring).
-        rescale_pairs(self.logits, draws, old, keep_others=regularized)
+        rescale_pairs(self.logits, draws, old)
         return metrics
 
     # ------------------------------------------------------------------ REINFORCE
