@@ -161,6 +161,82 @@ def test_sampling_follows_the_probabilities(tmp_path):
         assert abs(active_first[(i, j)] / count - p[i] / (p[i] + p[j])) < 0.03
 
 
+class ChainSpace(Model):
+    """Four independent decisions in a row (labels ``c0``..``c3``), three linear candidates each,
+    then a classifier."""
+
+    space_name = "chain_toy"
+
+    def __init__(self, seed: int = 0) -> None:
+        rng = np.random.RandomState(seed)
+        for k in range(4):
+            ops = [Linear(8, 8, rng=rng) for _ in range(3)]
+            setattr(self, f"c{k}", MixedOp(ops, names=["a", "b", "c"], label=f"c{k}"))
+        self.head = Linear(8, 3, rng=rng)
+
+    def call(self, x):
+        for k in range(4):
+            x = F.relu(getattr(self, f"c{k}")(x))
+        return self.head(x)
+
+
+# c0 and c1 share their probabilities (independent draws agree with probability sum_k p_k^2,
+# one draw reused for both: always); c2 and c3 differ.
+CHAIN_LOGITS = {"c0": [0.2, -0.3, 0.1], "c1": [0.2, -0.3, 0.1], "c2": [1.0, 0.0, -1.0],
+                "c3": [-0.5, 0.8, 0.0]}  # fmt: skip
+
+
+def _independence_checks(draws: np.ndarray, probs: list[np.ndarray], bound_sigmas: float = 5.0):
+    """``draws`` (N x decisions) of independent categorical draws: for every two decisions, the
+    agreement rate against ``sum_k p_k q_k`` and the correlation of the indicators of each
+    candidate against 0, each within ``bound_sigmas`` standard errors."""
+    n = len(draws)
+    for a in range(draws.shape[1]):
+        for b in range(a + 1, draws.shape[1]):
+            expected = float(np.dot(probs[a], probs[b]))
+            agree = float(np.mean(draws[:, a] == draws[:, b]))
+            assert abs(agree - expected) < bound_sigmas * np.sqrt(expected * (1 - expected) / n)
+            for k in range(3):
+                corr = np.corrcoef(draws[:, a] == k, draws[:, b] == k)[0, 1]
+                assert abs(corr) < bound_sigmas / np.sqrt(n), (a, b, k, corr)
+
+
+def test_every_decision_draws_independently(tmp_path):
+    s = make_searcher(ChainSpace(0), str(tmp_path), seed=2)
+    for label, values in CHAIN_LOGITS.items():
+        s.logits.params[label].d = np.array(values).reshape(3, 1, 1, 1, 1)
+    probs = [softmax(np.array(v)) for v in CHAIN_LOGITS.values()]
+    n = 1500
+    # The weight step's paths.
+    paths = np.array([list(s.sample_architecture().values()) for _ in range(n)])
+    _independence_checks(paths, probs)
+    for k, p in enumerate(probs):  # the marginals, within 5 standard errors
+        freq = np.bincount(paths[:, k], minlength=3) / n
+        assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / n))
+    # The architecture step's pairs: the first paths drawn (from p) and the active gates.
+    gates = [proxyless.draw_gates(s.logits, s.rng) for _ in range(n)]
+    firsts = np.array([[g[label][0] for label in CHAIN_LOGITS] for g in gates])
+    _independence_checks(firsts, probs)
+    active = np.array([[g[label][2] for label in CHAIN_LOGITS] for g in gates])
+    for a, b in ((0, 2), (1, 3), (2, 3)):
+        corr = np.corrcoef(active[:, a] == 0, active[:, b] == 0)[0, 1]
+        assert abs(corr) < 5 / np.sqrt(n)
+
+
+def test_weight_steps_build_independent_paths_per_decision(tmp_path):
+    # Through the searcher's weight step: the MixedOps' active paths after each step.
+    space = ChainSpace(1)
+    s = make_searcher(space, str(tmp_path), seed=3, batch=4, mini=4)
+    x, y = toy_data(4, seed=5)
+    built = []
+    for _ in range(120):
+        s.train_step([(x, y)], "train")
+        built.append([getattr(space, f"c{k}").active_index for k in range(4)])
+    built = np.array(built)
+    uniform = [np.full(3, 1 / 3)] * 4
+    _independence_checks(built, uniform)
+
+
 # ------------------------------------------------------------------------------ weight step
 
 
