@@ -488,6 +488,9 @@ def test_cli_search_then_retrain(tmp_path, order, genotype_file):
     assert code == 0
     res2 = json.loads((out / "results.json").read_text())
     assert res2["algorithm"] == "Trainer" and res2["epochs"] == 1 and res2["steps"] == 2
+    # The search reports the retrained network's weights, and the argmax path's, labelled.
+    assert res["num_parameters"] == res2["num_parameters"]
+    assert res["num_parameters_argmax_path"] != res["num_parameters"]
     assert (out / "weights.h5").is_file()
 
 

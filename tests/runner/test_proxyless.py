@@ -133,6 +133,50 @@ def test_options_are_checked_with_the_key_and_valid_values():
     with pytest.raises(ConfigError) as err:
         parse_dataclass(ProxylessNasConfig, {"entropy_weight": 0.1}, "searcher")
     assert err.value.key == "searcher.entropy_weight"
+    assert (default.arch_update_frequency, default.arch_update_delay) == (1, 0)
+    assert default.logit_init_std == 0.0
+    for key, value in (("arch_update_frequency", 0), ("arch_update_delay", -1),
+                       ("logit_init_std", -1e-3), ("logit_init_std", float("nan"))):  # fmt: skip
+        with pytest.raises(ConfigError) as err:
+            parse_dataclass(ProxylessNasConfig, {key: value}, "searcher")
+        assert err.value.key == f"searcher.{key}"
+
+
+def test_logit_initialisation_from_the_searchers_generator(tmp_path):
+    s = make_searcher(ChainSpace(0), str(tmp_path), seed=7, logit_init_std=1e-3)
+    rng = np.random.RandomState(8)  # the searcher's generator: seed + 1
+    for param in s.logits.params.values():
+        np.testing.assert_allclose(param.d.reshape(-1), 1e-3 * rng.randn(3), rtol=1e-6)
+    zero = make_searcher(ChainSpace(0), str(tmp_path / "z"), seed=7)
+    assert all(np.all(p.d == 0) for p in zero.logits.params.values())
+
+
+@pytest.mark.parametrize("frequency, delay", [(1, 0), (3, 1)])
+def test_architecture_updates_every_n_steps_after_the_delay(tmp_path, frequency, delay):
+    # 64 training examples in batches of 16: 4 steps per epoch, 3 epochs; the logits change
+    # exactly on the steps that are due, and the metrics of a step without update repeat the
+    # last update's.
+    s = make_searcher(ToySpace(0), str(tmp_path), epoch=3, arch_update_frequency=frequency,
+                      arch_update_delay=delay)  # fmt: skip
+    alpha = s.logits.params["choice"]
+    changed, reported = [], []
+    real = s.arch_step
+
+    def spy(batch, weight_batch):
+        before = np.array(alpha.d, copy=True)
+        out = real(batch, weight_batch)
+        changed.append(not np.array_equal(before, alpha.d))
+        reported.append(out)
+        return out
+
+    s.arch_step = spy
+    s.run()
+    due = [k >= 4 * delay and (k - 4 * delay) % frequency == 0 for k in range(12)]
+    assert changed == due
+    for k in range(12):
+        if not due[k]:
+            last = max((j for j in range(k) if due[j]), default=None)
+            assert reported[k] == ({} if last is None else reported[last])
 
 
 # ------------------------------------------------------------------------------ sampling
@@ -235,6 +279,48 @@ def test_weight_steps_build_independent_paths_per_decision(tmp_path):
     built = np.array(built)
     uniform = [np.full(3, 1 / 3)] * 4
     _independence_checks(built, uniform)
+
+
+def test_search_time_evaluation_uses_batch_statistics(tmp_path):
+    # The argmax path is evaluated with the batch's statistics (the running ones are garbage
+    # here), dropout-free, and every running statistic is left as it was.
+    space = BnSpace()
+    s = make_searcher(space, str(tmp_path))
+    space.bn._mean.d = 100.0
+    space.bn._var.d = 1e-4
+    stats = {k: p.d.copy() for k, p in space.get_net_parameters().items() if not p.need_grad}
+    x, y = toy_data(16, seed=2)
+    metrics = s.ctx.steps.evaluate([(x, y)], "valid", 16, s.evaluating)
+    arch = s.logits.argmax()["choice"]
+    lin = space.choice.ops[arch]
+    h = x.astype(np.float64) @ lin._W.d + lin._b.d
+    h = (h - h.mean(axis=0)) / np.sqrt(h.var(axis=0) + 1e-5)
+    z = h @ space.head._W.d + space.head._b.d
+    z = z - z.max(axis=1, keepdims=True)
+    ce = -(z[np.arange(16), y[:, 0]] - np.log(np.exp(z).sum(axis=1))).mean()
+    assert metrics["loss"] == pytest.approx(ce, rel=1e-4)
+    for k, p in space.get_net_parameters().items():
+        if not p.need_grad:
+            np.testing.assert_array_equal(p.d, stats[k])
+    assert space.bn.training == space.training  # the mode before the evaluation
+
+
+class BnSpace(Model):
+    """A choice of two linear layers, a batch normalisation, a linear classifier."""
+
+    space_name = "bn_toy"
+
+    def __init__(self) -> None:
+        from nnabla_nas.module import BatchNormalization
+
+        rng = np.random.RandomState(0)
+        self.choice = MixedOp([Linear(8, 8, rng=rng) for _ in range(2)], names=["a", "b"],
+                              label="choice")  # fmt: skip
+        self.bn = BatchNormalization(8, 2, fix_parameters=True)
+        self.head = Linear(8, 3, rng=rng)
+
+    def call(self, x):
+        return self.head(self.bn(self.choice(x)))
 
 
 # ------------------------------------------------------------------------------ weight step
