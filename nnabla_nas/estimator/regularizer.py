@@ -7,7 +7,9 @@ searcher's logits):
 
 - ``add#linear``: ``loss + lambda * (E - ref) / ref``;
 - ``mul#log``: ``alpha * loss * (ln E / ln ref) ** beta`` (the ratio is floored at 1e-6 so that a
-  value that fell below 1 unit cannot give the power a negative base).
+  value that fell below 1 unit cannot give the power a negative base). The configuration refuses
+  ``ref <= 1``; ProxylessNAS warns when ``E`` falls to 1 unit or below during a search (the
+  floor then zeroes the hardware gradient): use a smaller unit.
 
 REINFORCE mode: the reward is multiplied by ``min(1, bound / value) ** weight`` where ``value``
 is the estimate of the sampled architecture (the seed-era ``weight`` and ``bound``).

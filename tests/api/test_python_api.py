@@ -57,7 +57,9 @@ def test_the_documented_custom_space_searches_and_retrains(tmp_path, capsys):
     config = json.loads((search / "config.json").read_text())
     assert config["network"]["search_space"] == "tiny_custom" and config["dataset"] == "mnist"
     assert config["algorithm"] == "ProxylessNasSearcher" and config["warmup"] == 1
-    assert config["searcher"] == {"estimator": "gradient", "num_samples": 8, "baseline_decay": 0.9}
+    assert config["searcher"] == {"estimator": "gradient", "num_samples": 8, "baseline_decay": 0.9,
+                                  "arch_update_frequency": 1, "arch_update_delay": 0,
+                                  "logit_init_std": 0.0}  # fmt: skip
     geno = load_genotype(search / "arch.h5", expected_space="tiny_custom")
     assert dict(geno.choices) == out["search"]["architecture"]
     assert set(geno.choices) == {"blocks/0", "blocks/1", "blocks/2"}

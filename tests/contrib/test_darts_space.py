@@ -120,6 +120,24 @@ def test_search_cell_matches_a_hand_computed_mixture():
     np.testing.assert_allclose(y.d, ref, rtol=1e-4, atol=1e-5)
 
 
+def test_search_cell_batch_norms_have_no_affine_parameters():
+    """DARTS' search cell: the only trainable weights are the convolutions' (BN without scale
+    and shift, as in the reference ``model_search.py``). Hand count at C=4, inputs 6, 2 nodes,
+    reduction: pre0 and pre1 (1x1, 6->4) 24 each; an edge of stride 1 has sep_conv_3x3 2 x
+    (4*9 + 4*4) = 104, sep_conv_5x5 2 x (4*25 + 16) = 232, dil_conv_3x3 52, dil_conv_5x5 116:
+    504; one of stride 2 adds the factorized reduce of skip_connect, 2 x (4*2) = 16: 520. Four
+    edges leave the inputs (stride 2), one does not: 48 + 4 * 520 + 504 = 2632."""
+    rng = np.random.RandomState(1)
+    cell = SearchCell(2, 2, 6, 6, 4, reduction=True, reduction_prev=False, mode="full",
+                      shared=None, rng=rng)  # fmt: skip
+    trainable = cell.get_parameters(grad_only=True)
+    assert sum(p.size for p in trainable.values()) == 2632
+    assert all(k.endswith("/_W") for k in trainable)
+    # The running statistics are kept (not trainable): mean and variance of every BN.
+    stats = [k for k in cell.get_parameters() if k not in trainable]
+    assert stats and all(k.endswith(("_mean", "_var")) for k in stats)
+
+
 @pytest.mark.parametrize("shared", [True, False])
 def test_supernet_forward_backward(shared):
     model = DartsSpace(tiny(shared=shared, num_choices=2), rng=np.random.RandomState(2))

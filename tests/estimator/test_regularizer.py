@@ -68,6 +68,8 @@ def test_bad_keys_are_refused_naming_the_key(section, key):
          "regularizer.latency.bound", "missing"),
         ({"name": "LatencyEstimator", "bound": 2.0, "grad_reg_loss_type": "linear"},
          "regularizer.latency.grad_reg_loss_type", "add#linear, mul#log"),
+        ({"name": "LatencyEstimator", "bound": 2.0, "grad_reg_loss_type": "mul#log",
+          "ref_latency": 0.5}, "regularizer.latency.ref_latency", "smaller unit"),
     ],
 )  # fmt: skip
 def test_cli_exits_2_naming_the_key(tmp_path, section, key, text):
@@ -132,13 +134,20 @@ def _batch():
     return [(x[:8], y[:8]), (x[8:], y[8:])]
 
 
+def _pair_probabilities(values, pair) -> np.ndarray:
+    """The pair's renormalised probabilities, zero elsewhere (what the hardware term uses)."""
+    p = np.zeros(len(values))
+    p[list(pair)] = softmax(np.asarray(values)[list(pair)])
+    return p
+
+
 def _gradients(searcher, alpha_values, draw=(0, 2, 2)):
     alpha = searcher.logits.params["choice"]
     alpha.d = np.asarray(alpha_values).reshape(alpha.shape)
     alpha.grad.zero()
     metrics = gate_gradient(searcher, _batch(), {"choice": draw})
     ce_grad = np.array(alpha.g, copy=True).reshape(-1)
-    on = hardware_gradient(searcher, metrics)
+    on = hardware_gradient(searcher, metrics, {"choice": draw})
     return ce_grad, np.array(alpha.g, copy=True).reshape(-1), metrics, on
 
 
@@ -148,13 +157,14 @@ def test_add_linear_term_reaches_the_architecture_gradient(tmp_path):
     values = [0.3, -0.2, 0.1]
     ce_grad, total, metrics, on = _gradients(searcher, values)
     assert on and np.abs(ce_grad).sum() > 0
-    p = softmax(values)
+    p = _pair_probabilities(values, (0, 2))  # the drawn pair's renormalised probabilities
     expected = 24.0 + p @ COSTS
     assert metrics["expected_flops"] == pytest.approx(expected, rel=1e-6)
     assert metrics["loss_regularized"] == pytest.approx(
         metrics["loss"] + 0.5 * (expected - 50.0) / 50.0, rel=1e-5
     )
-    exact = 0.5 / 50.0 * p * (COSTS - p @ COSTS)  # lambda / ref * dE/dalpha
+    exact = 0.5 / 50.0 * p * (COSTS - p @ COSTS)  # lambda / ref * dE/dalpha, zero off the pair
+    assert exact[1] == 0.0
     np.testing.assert_allclose(total - ce_grad, exact, rtol=1e-4, atol=1e-7)
     assert not np.allclose(total, ce_grad)
     # Without the term (lambda 0 = weight 0): the gradient is the cross-entropy's alone.
@@ -171,7 +181,7 @@ def test_mul_log_term_scales_the_gate_gradient_and_adds_the_exact_part(tmp_path)
     searcher = _searcher(tmp_path, reg)
     values = [0.3, -0.2, 0.1]
     ce_grad, total, metrics, _ = _gradients(searcher, values)
-    p = softmax(values)
+    p = _pair_probabilities(values, (0, 2))
     e = 24.0 + p @ COSTS
     ce = metrics["loss"]
     ratio = math.log(e) / math.log(50.0)
@@ -182,19 +192,78 @@ def test_mul_log_term_scales_the_gate_gradient_and_adds_the_exact_part(tmp_path)
     assert metrics["loss_regularized"] == pytest.approx(0.2 * ce * ratio**0.3, rel=1e-5)
 
 
-def test_gradient_step_with_the_term_moves_the_other_logits(tmp_path, monkeypatch):
-    reg = Regularizer("flops", FlopsEstimator((8,)), bound=50.0, weight=0.0, lam=5.0)
-    searcher = _searcher(tmp_path, reg)
+def test_mul_log_warns_once_when_the_expected_value_falls_to_one_unit(tmp_path, caplog):
+    # FLOPs of the toy space: 24 (head) + p . (0, 0, 64); in units of 100 MACs the expected
+    # value is below 1: ln E < 0, the ratio is floored and the hardware gradient vanishes.
+    import nnabla.functions as F
+
+    class HundredsOfMacs(FlopsEstimator):
+        def expected(self, model, distribution):
+            return F.mul_scalar(super().expected(model, distribution), 0.01)
+
+    reg = Regularizer("flops", HundredsOfMacs((8,)), bound=50.0, loss_type="mul#log")
+    with caplog.at_level("WARNING"):
+        ce_grad, total, _, _ = _gradients(_searcher(tmp_path, reg), [0.3, -0.2, 0.1])
+        _gradients(_searcher(tmp_path, reg), [0.3, -0.2, 0.1])
+    warnings = [r for r in caplog.records if "mul#log" in r.getMessage()]
+    assert len(warnings) == 1 and "smaller unit" in warnings[0].getMessage()
+    np.testing.assert_allclose(total, 0.2 * 1e-6**0.3 * ce_grad, rtol=1e-4)  # the stall
+    caplog.clear()
+    reg = Regularizer("flops", FlopsEstimator((8,)), bound=50.0, loss_type="mul#log")
+    with caplog.at_level("WARNING"):
+        _gradients(_searcher(tmp_path, reg), [0.3, -0.2, 0.1])
+    assert not [r for r in caplog.records if "mul#log" in r.getMessage()]
+
+
+@pytest.mark.parametrize("lam", [0.0, 1e-6, 5.0])
+def test_logits_outside_the_pair_never_move_under_adam_with_momentum(tmp_path, monkeypatch, lam):
+    # Adam with beta1 = 0.5 (the examples' architecture optimizer): after steps on every pair,
+    # every logit has momentum; a step on the pair (1, 2) must leave logit 0 exactly unchanged,
+    # whatever lambda is, and move the pair as the hand-computed gradient says.
+    reg = Regularizer("flops", FlopsEstimator((8,)), bound=50.0, weight=0.0, lam=lam)
+    valid = {"solver": {"name": "Adam", "alpha": 0.01, "beta1": 0.5}}
+    searcher = make_searcher(ToySpace(), tmp_path, regularizers={"flops": reg}, valid=valid)
     alpha = searcher.logits.params["choice"]
     from nnabla_nas.runner.searcher import proxyless
 
-    monkeypatch.setattr(proxyless, "draw_gates", lambda logits, rng: {"choice": (0, 1, 0)})
-    before = np.array(alpha.d, copy=True).reshape(-1)
+    pairs = iter([(0, 1, 0), (0, 2, 2), (1, 0, 1), (2, 0, 0), (1, 2, 2), (1, 2, 1)])
+    monkeypatch.setattr(proxyless, "draw_gates", lambda logits, rng: {"choice": next(pairs)})
+    for _ in range(4):
+        searcher.gradient_step(_batch())
+    for _ in range(2):
+        before = np.array(alpha.d, copy=True).reshape(-1)
+        searcher.gradient_step(_batch())
+        after = np.array(alpha.d).reshape(-1)
+        assert after[0] - before[0] == 0.0  # not sampled: not moved, not even by momentum
+        lse = lambda v: math.log(np.exp(v).sum())  # noqa: E731
+        assert lse(after[1:]) == pytest.approx(lse(before[1:]), abs=1e-5)  # the pair's mass kept
+        assert not np.allclose(after[1:], before[1:], rtol=0, atol=1e-6)
+
+
+def test_hardware_term_moves_the_pair_away_from_the_costly_path(tmp_path, monkeypatch):
+    # The pair (1, 2): "mean" costs 0 MACs, "linear" 64. With Sgd and a dominant lambda the
+    # pair's update is -lr * (CE gradient + lambda / ref * q (c - q.c)); the difference of the
+    # two logits is checked against that, and logit 0 stays put.
+    lam, lr = 50.0, 0.1
+    reg = Regularizer("flops", FlopsEstimator((8,)), bound=50.0, weight=0.0, lam=lam)
+    searcher = make_searcher(ToySpace(), tmp_path, regularizers={"flops": reg},
+                             valid={"solver": {"name": "Sgd", "lr": lr}})  # fmt: skip
+    alpha = searcher.logits.params["choice"]
+    values = np.array([0.2, 0.1, -0.3])
+    alpha.d = values.reshape(alpha.shape)
+    ce_grad, _, _, _ = _gradients(searcher, values, draw=(1, 2, 1))
+    from nnabla_nas.runner.searcher import proxyless
+
+    monkeypatch.setattr(proxyless, "draw_gates", lambda logits, rng: {"choice": (1, 2, 1)})
+    alpha.d = values.reshape(alpha.shape)
     searcher.gradient_step(_batch())
     after = np.array(alpha.d).reshape(-1)
-    lse = lambda v: math.log(np.exp(v).sum())  # noqa: E731
-    assert lse(after[:2]) == pytest.approx(lse(before[:2]), abs=1e-5)  # the pair's mass kept
-    assert after[2] < before[2]  # the costly path lost probability to the latency term
+    q = _pair_probabilities(values, (1, 2))
+    grad = ce_grad + lam / 50.0 * q * (COSTS - q @ COSTS)
+    want = (values[2] - lr * grad[2]) - (values[1] - lr * grad[1])
+    assert after[2] - after[1] == pytest.approx(want, abs=1e-5)
+    assert after[2] - after[1] < values[2] - values[1]  # the costly path lost probability
+    assert after[0] == pytest.approx(values[0], abs=0)
 
 
 def test_reinforce_reward_factor_uses_the_sampled_architecture(tmp_path):

@@ -94,9 +94,11 @@ def make_searcher(
     train: dict[str, Any] | None = None,
     valid: dict[str, Any] | None = None,
     regularizers: dict[str, Any] | None = None,
+    **keys: Any,
 ) -> ProxylessNasSearcher:
-    """A ProxylessNasSearcher on ``model`` with the toy data, set up (its loop built)."""
-    options = ProxylessNasConfig(estimator, num_samples, baseline_decay)
+    """A ProxylessNasSearcher on ``model`` with the toy data, set up (its loop built); ``keys``:
+    other searcher keys."""
+    options = ProxylessNasConfig(estimator, num_samples, baseline_decay, **keys)
     options.check()
     searcher = ProxylessNasSearcher(
         model, make_data(batch), output, options=options, loop=make_options(epoch, mini),

@@ -214,6 +214,22 @@ def test_second_order_gradient_matches_finite_differences(tmp_path, mini):
         np.testing.assert_array_equal(p.g, 0.0)
 
 
+def test_hessian_step_is_normalised_by_the_gradient_norm(tmp_path):
+    # Validation inputs x100 make ||grad_w' L_val|| about 100 times larger: the finite-difference
+    # step epsilon / ||grad|| keeps the perturbation of the weights at norm epsilon, and the
+    # Hessian-vector product stays accurate (measured 7e-6). A step of epsilon alone would move
+    # the weights 100 times further (measured error 2e-2).
+    space = LinearHeadSpace(1)
+    s = make_darts(space, str(tmp_path), order=2, train={"solver": {"name": "Sgd", "lr": 0.7}})
+    (xt, yt), (xv, yv) = _batches()
+    xv = xv * 100.0
+    alpha0 = space.choice.alpha.d.reshape(-1).astype(np.float64)
+    w = np_weights(space)
+    s.second_order_gradient(_split(s, xv, yv, 8), _split(s, xt, yt, 8))
+    want = finite_difference(lambda a: unrolled_loss(w, a, (xt, yt), (xv, yv), xi=0.7), alpha0)
+    assert _rel(space.choice.alpha.g, want) < 1e-4
+
+
 def test_weight_step_and_virtual_step_with_momentum_and_weight_decay(tmp_path):
     space = LinearHeadSpace(2)
     lr, mu, wd = 0.3, 0.9, 0.05
@@ -472,6 +488,9 @@ def test_cli_search_then_retrain(tmp_path, order, genotype_file):
     assert code == 0
     res2 = json.loads((out / "results.json").read_text())
     assert res2["algorithm"] == "Trainer" and res2["epochs"] == 1 and res2["steps"] == 2
+    # The search reports the retrained network's weights, and the argmax path's, labelled.
+    assert res["num_parameters"] == res2["num_parameters"]
+    assert res["num_parameters_argmax_path"] != res["num_parameters"]
     assert (out / "weights.h5").is_file()
 
 

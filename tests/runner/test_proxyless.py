@@ -133,6 +133,50 @@ def test_options_are_checked_with_the_key_and_valid_values():
     with pytest.raises(ConfigError) as err:
         parse_dataclass(ProxylessNasConfig, {"entropy_weight": 0.1}, "searcher")
     assert err.value.key == "searcher.entropy_weight"
+    assert (default.arch_update_frequency, default.arch_update_delay) == (1, 0)
+    assert default.logit_init_std == 0.0
+    for key, value in (("arch_update_frequency", 0), ("arch_update_delay", -1),
+                       ("logit_init_std", -1e-3), ("logit_init_std", float("nan"))):  # fmt: skip
+        with pytest.raises(ConfigError) as err:
+            parse_dataclass(ProxylessNasConfig, {key: value}, "searcher")
+        assert err.value.key == f"searcher.{key}"
+
+
+def test_logit_initialisation_from_the_searchers_generator(tmp_path):
+    s = make_searcher(ChainSpace(0), str(tmp_path), seed=7, logit_init_std=1e-3)
+    rng = np.random.RandomState(8)  # the searcher's generator: seed + 1
+    for param in s.logits.params.values():
+        np.testing.assert_allclose(param.d.reshape(-1), 1e-3 * rng.randn(3), rtol=1e-6)
+    zero = make_searcher(ChainSpace(0), str(tmp_path / "z"), seed=7)
+    assert all(np.all(p.d == 0) for p in zero.logits.params.values())
+
+
+@pytest.mark.parametrize("frequency, delay", [(1, 0), (3, 1)])
+def test_architecture_updates_every_n_steps_after_the_delay(tmp_path, frequency, delay):
+    # 64 training examples in batches of 16: 4 steps per epoch, 3 epochs; the logits change
+    # exactly on the steps that are due, and the metrics of a step without update repeat the
+    # last update's.
+    s = make_searcher(ToySpace(0), str(tmp_path), epoch=3, arch_update_frequency=frequency,
+                      arch_update_delay=delay)  # fmt: skip
+    alpha = s.logits.params["choice"]
+    changed, reported = [], []
+    real = s.arch_step
+
+    def spy(batch, weight_batch):
+        before = np.array(alpha.d, copy=True)
+        out = real(batch, weight_batch)
+        changed.append(not np.array_equal(before, alpha.d))
+        reported.append(out)
+        return out
+
+    s.arch_step = spy
+    s.run()
+    due = [k >= 4 * delay and (k - 4 * delay) % frequency == 0 for k in range(12)]
+    assert changed == due
+    for k in range(12):
+        if not due[k]:
+            last = max((j for j in range(k) if due[j]), default=None)
+            assert reported[k] == ({} if last is None else reported[last])
 
 
 # ------------------------------------------------------------------------------ sampling
@@ -159,6 +203,124 @@ def test_sampling_follows_the_probabilities(tmp_path):
         expected = p[i] * p[j] * (1 / (1 - p[i]) + 1 / (1 - p[j]))
         assert abs(count / draws - expected) < 0.015
         assert abs(active_first[(i, j)] / count - p[i] / (p[i] + p[j])) < 0.03
+
+
+class ChainSpace(Model):
+    """Four independent decisions in a row (labels ``c0``..``c3``), three linear candidates each,
+    then a classifier."""
+
+    space_name = "chain_toy"
+
+    def __init__(self, seed: int = 0) -> None:
+        rng = np.random.RandomState(seed)
+        for k in range(4):
+            ops = [Linear(8, 8, rng=rng) for _ in range(3)]
+            setattr(self, f"c{k}", MixedOp(ops, names=["a", "b", "c"], label=f"c{k}"))
+        self.head = Linear(8, 3, rng=rng)
+
+    def call(self, x):
+        for k in range(4):
+            x = F.relu(getattr(self, f"c{k}")(x))
+        return self.head(x)
+
+
+# c0 and c1 share their probabilities (independent draws agree with probability sum_k p_k^2,
+# one draw reused for both: always); c2 and c3 differ.
+CHAIN_LOGITS = {"c0": [0.2, -0.3, 0.1], "c1": [0.2, -0.3, 0.1], "c2": [1.0, 0.0, -1.0],
+                "c3": [-0.5, 0.8, 0.0]}  # fmt: skip
+
+
+def _independence_checks(draws: np.ndarray, probs: list[np.ndarray], bound_sigmas: float = 5.0):
+    """``draws`` (N x decisions) of independent categorical draws: for every two decisions, the
+    agreement rate against ``sum_k p_k q_k`` and the correlation of the indicators of each
+    candidate against 0, each within ``bound_sigmas`` standard errors."""
+    n = len(draws)
+    for a in range(draws.shape[1]):
+        for b in range(a + 1, draws.shape[1]):
+            expected = float(np.dot(probs[a], probs[b]))
+            agree = float(np.mean(draws[:, a] == draws[:, b]))
+            assert abs(agree - expected) < bound_sigmas * np.sqrt(expected * (1 - expected) / n)
+            for k in range(3):
+                corr = np.corrcoef(draws[:, a] == k, draws[:, b] == k)[0, 1]
+                assert abs(corr) < bound_sigmas / np.sqrt(n), (a, b, k, corr)
+
+
+def test_every_decision_draws_independently(tmp_path):
+    s = make_searcher(ChainSpace(0), str(tmp_path), seed=2)
+    for label, values in CHAIN_LOGITS.items():
+        s.logits.params[label].d = np.array(values).reshape(3, 1, 1, 1, 1)
+    probs = [softmax(np.array(v)) for v in CHAIN_LOGITS.values()]
+    n = 1500
+    # The weight step's paths.
+    paths = np.array([list(s.sample_architecture().values()) for _ in range(n)])
+    _independence_checks(paths, probs)
+    for k, p in enumerate(probs):  # the marginals, within 5 standard errors
+        freq = np.bincount(paths[:, k], minlength=3) / n
+        assert np.all(np.abs(freq - p) < 5 * np.sqrt(p * (1 - p) / n))
+    # The architecture step's pairs: the first paths drawn (from p) and the active gates.
+    gates = [proxyless.draw_gates(s.logits, s.rng) for _ in range(n)]
+    firsts = np.array([[g[label][0] for label in CHAIN_LOGITS] for g in gates])
+    _independence_checks(firsts, probs)
+    active = np.array([[g[label][2] for label in CHAIN_LOGITS] for g in gates])
+    for a, b in ((0, 2), (1, 3), (2, 3)):
+        corr = np.corrcoef(active[:, a] == 0, active[:, b] == 0)[0, 1]
+        assert abs(corr) < 5 / np.sqrt(n)
+
+
+def test_weight_steps_build_independent_paths_per_decision(tmp_path):
+    # Through the searcher's weight step: the MixedOps' active paths after each step.
+    space = ChainSpace(1)
+    s = make_searcher(space, str(tmp_path), seed=3, batch=4, mini=4)
+    x, y = toy_data(4, seed=5)
+    built = []
+    for _ in range(120):
+        s.train_step([(x, y)], "train")
+        built.append([getattr(space, f"c{k}").active_index for k in range(4)])
+    built = np.array(built)
+    uniform = [np.full(3, 1 / 3)] * 4
+    _independence_checks(built, uniform)
+
+
+def test_search_time_evaluation_uses_batch_statistics(tmp_path):
+    # The argmax path is evaluated with the batch's statistics (the running ones are garbage
+    # here), dropout-free, and every running statistic is left as it was.
+    space = BnSpace()
+    s = make_searcher(space, str(tmp_path))
+    space.bn._mean.d = 100.0
+    space.bn._var.d = 1e-4
+    stats = {k: p.d.copy() for k, p in space.get_net_parameters().items() if not p.need_grad}
+    x, y = toy_data(16, seed=2)
+    metrics = s.ctx.steps.evaluate([(x, y)], "valid", 16, s.evaluating)
+    arch = s.logits.argmax()["choice"]
+    lin = space.choice.ops[arch]
+    h = x.astype(np.float64) @ lin._W.d + lin._b.d
+    h = (h - h.mean(axis=0)) / np.sqrt(h.var(axis=0) + 1e-5)
+    z = h @ space.head._W.d + space.head._b.d
+    z = z - z.max(axis=1, keepdims=True)
+    ce = -(z[np.arange(16), y[:, 0]] - np.log(np.exp(z).sum(axis=1))).mean()
+    assert metrics["loss"] == pytest.approx(ce, rel=1e-4)
+    for k, p in space.get_net_parameters().items():
+        if not p.need_grad:
+            np.testing.assert_array_equal(p.d, stats[k])
+    assert space.bn.training == space.training  # the mode before the evaluation
+
+
+class BnSpace(Model):
+    """A choice of two linear layers, a batch normalisation, a linear classifier."""
+
+    space_name = "bn_toy"
+
+    def __init__(self) -> None:
+        from nnabla_nas.module import BatchNormalization
+
+        rng = np.random.RandomState(0)
+        self.choice = MixedOp([Linear(8, 8, rng=rng) for _ in range(2)], names=["a", "b"],
+                              label="choice")  # fmt: skip
+        self.bn = BatchNormalization(8, 2, fix_parameters=True)
+        self.head = Linear(8, 3, rng=rng)
+
+    def call(self, x):
+        return self.head(self.bn(self.choice(x)))
 
 
 # ------------------------------------------------------------------------------ weight step

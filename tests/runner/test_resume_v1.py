@@ -71,4 +71,13 @@ def test_a_checkpoint_of_the_first_version_resumes_exactly(tmp_path):
         for key in a:
             np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
     res, ref_res = (json.loads((d / "results.json").read_text()) for d in (old, ref))
-    assert res["history"] == ref_res["history"] and res["steps"] == ref_res["steps"] == 18
+    # The epochs the first version evaluated before its checkpoint keep its validation and test
+    # figures (ProxylessNAS now validates with batch statistics); the rest must be identical.
+    v1_epochs = {h["epoch"] for h in state["state"]["runner"]["history"]}
+    assert len(res["history"]) == len(ref_res["history"]) and v1_epochs
+    for a, b in zip(res["history"], ref_res["history"]):
+        if a["epoch"] in v1_epochs:
+            a, b = ({k: v for k, v in h.items() if not k.startswith(("valid_", "test_"))}
+                    for h in (a, b))  # fmt: skip
+        assert a == b
+    assert res["steps"] == ref_res["steps"] == 18

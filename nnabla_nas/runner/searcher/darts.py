@@ -66,6 +66,7 @@ from ...module import MixedOp, mixture
 from ..algorithm import RunContext
 from ..steps import Batch
 from .base import SoftmaxSearcher
+from .export import ArchExport
 
 __all__ = ["DartsSearcher", "DartsSearcherConfig"]
 
@@ -179,6 +180,20 @@ class DartsSearcher(SoftmaxSearcher):
         if self.options.unrolled_lr is not None:
             return float(self.options.unrolled_lr)
         return self.ctx.optimizers["train"].get_learning_rate()
+
+    def results(self, export: ArchExport) -> dict[str, Any]:
+        """``num_parameters``: the weights of the network that is retrained (the fixed network
+        derived from the logits: for ``darts`` the two strongest non-``none`` edges per node);
+        ``num_parameters_argmax_path``: those of the supernet's per-edge argmax path (what
+        the loop reports for other searchers). Spaces without a derived network of their own
+        report the argmax path for both."""
+        argmax_path = int(self.model.num_params(export.architecture))
+        derived = argmax_path
+        if hasattr(self.model, "cell_specs") and not getattr(self.model, "is_fixed", True):
+            genotype = self.model.to_genotype(export.architecture, export.logits)
+            fixed = type(self.model)(self.model.cfg, genotype=genotype)
+            derived = int(fixed.num_params())
+        return {"num_parameters": derived, "num_parameters_argmax_path": argmax_path}
 
     # ------------------------------------------------------------------ weight step
     @contextlib.contextmanager

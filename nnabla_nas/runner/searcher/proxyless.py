@@ -33,11 +33,14 @@ contributions of every MixedOp of the decision.
 
 Hardware constraints (the ``regularizer`` section; :mod:`nnabla_nas.estimator.regularizer`)
     Gradient mode: the architecture loss is ``L(CE, E)`` (``add#linear`` or ``mul#log``) with
-    ``E`` the expected estimate under the searcher's distribution, an nnabla expression of the
-    logits; its gradient by the chain rule (:func:`~.proxyless_gates.hardware_gradient`). With an
-    active hardware term the logits outside the pair keep their update (their gradient is the
-    hardware term's alone). REINFORCE: the reward factor is the product over the regularizers of
-    ``min(1, bound / value) ** weight`` with ``value`` the estimate of the sampled architecture.
+    ``E`` the expected estimate under the pairs' renormalised probabilities (the reference
+    implementation's expected latency: zero probability outside each drawn pair), an nnabla
+    expression of the logits; its gradient by the chain rule
+    (:func:`~.proxyless_gates.hardware_gradient`). Only the pairs' logits move, with or without
+    a regularizer: the others are restored after the optimizer's update, which a solver with
+    momentum would otherwise apply to them. REINFORCE: the reward factor is the product over
+    the regularizers of ``min(1, bound / value) ** weight`` with ``value`` the estimate of the
+    sampled architecture.
 
 Not implemented: the paper's ``full``/``full_v2`` binarisation modes, and the entropy
 regularisation of the architecture distribution.
@@ -45,14 +48,16 @@ regularisation of the architecture distribution.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 
 from ...errors import ConfigError
-from ...module import use_architecture
+from ...module import BatchNormalization, use_architecture
 from ..algorithm import RunContext
 from ..steps import Batch
 from .base import SoftmaxSearcher
@@ -76,11 +81,20 @@ class ProxylessNasConfig:
             ``"reinforce"`` (sampled architectures rewarded by their accuracy).
         num_samples: REINFORCE only: architectures sampled and evaluated per architecture step.
         baseline_decay: REINFORCE only: decay of the moving-average reward baseline, in [0, 1).
+        arch_update_frequency: one architecture step every this many weight steps (default 1;
+            the reference implementation: 5).
+        arch_update_delay: search epochs (after the warm-up) with weight steps only (default 0;
+            the reference implementation: 1).
+        logit_init_std: the logits start as ``logit_init_std * randn(n)`` from the searcher's
+            generator (default 0: uniform probabilities; the reference implementation: 1e-3).
     """
 
     estimator: str = "gradient"
     num_samples: int = 8
     baseline_decay: float = 0.9
+    arch_update_frequency: int = 1
+    arch_update_delay: int = 0
+    logit_init_std: float = 0.0
 
     def check(self) -> None:
         """Raises ConfigError (naming the key) on an invalid value."""
@@ -96,6 +110,18 @@ class ProxylessNasConfig:
                 f"must be in [0, 1) (weight of the old baseline), got {self.baseline_decay}",
                 key="baseline_decay",
             )
+        if self.arch_update_frequency < 1:
+            raise ConfigError(
+                f"must be >= 1 (weight steps per architecture step), got "
+                f"{self.arch_update_frequency}",
+                key="arch_update_frequency",
+            )
+        if self.arch_update_delay < 0:
+            raise ConfigError(
+                f"must be >= 0 (epochs), got {self.arch_update_delay}", key="arch_update_delay"
+            )
+        if not (math.isfinite(self.logit_init_std) and self.logit_init_std >= 0):
+            raise ConfigError(f"must be >= 0, got {self.logit_init_std}", key="logit_init_std")
 
 
 class ProxylessNasSearcher(SoftmaxSearcher):
@@ -106,19 +132,61 @@ class ProxylessNasSearcher(SoftmaxSearcher):
 
     Config = ProxylessNasConfig
 
+    def init_logits(self) -> Any:
+        """``logit_init_std * randn(n)`` per decision (None, zeros, at the default 0)."""
+        std = self.options.logit_init_std
+        return None if std == 0 else (lambda n: std * self.rng.randn(n))
+
     def setup(self, ctx: RunContext) -> Any:
         params = super().setup(ctx)
         #: The REINFORCE moving-average baseline.
         self.baseline = MovingAverageBaseline(self.options.baseline_decay)
+        #: The metrics of the last architecture step (repeated on the steps without one).
+        self.last_arch: dict[str, float] = {}
         return params
 
     def state_dict(self) -> dict[str, Any]:
-        """The searcher's RNG and the REINFORCE baseline."""
-        return {**super().state_dict(), **self.baseline.state_dict()}
+        """The searcher's RNG, the REINFORCE baseline and the last architecture metrics."""
+        return {**super().state_dict(), **self.baseline.state_dict(),
+                "last_arch": dict(self.last_arch)}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
         self.baseline.load_state_dict(state)
+        self.last_arch = dict(state.get("last_arch", {}))
+
+    def arch_update_due(self) -> bool:
+        """Whether this iteration's architecture step updates the logits: after
+        ``arch_update_delay`` search epochs, on every ``arch_update_frequency``-th weight step
+        (counted from the end of the warm-up)."""
+        iteration = self.ctx.phase_iteration("train")
+        steps = max(1, len(self.ctx.data.train))
+        if iteration < self.options.arch_update_delay * steps:
+            return False
+        return (iteration - self.options.arch_update_delay * steps) % (
+            self.options.arch_update_frequency
+        ) == 0
+
+    @contextlib.contextmanager
+    def evaluating(self) -> Iterator[None]:
+        """The current argmax architecture, its batch normalisations on batch statistics (as the
+        reference implementation validates during the search: the running statistics of the
+        shared layers describe a mixture of sampled paths, not this one). The running
+        statistics are restored afterwards; dropout stays in inference mode."""
+        bns = [m for _, m in self.model.get_modules() if isinstance(m, BatchNormalization)]
+        stats = [p for p in self.model.get_net_parameters().values() if not p.need_grad]
+        saved = [np.array(p.d, copy=True) for p in stats]
+        modes = [m.training for m in bns]
+        with super().evaluating():
+            for m in bns:
+                m.training = True
+            try:
+                yield
+            finally:
+                for m, mode in zip(bns, modes):
+                    m.training = mode
+                for p, value in zip(stats, saved):
+                    p.d = value
 
     def sample_architecture(self) -> dict[str, int]:
         """One path per decision drawn from its probabilities: ``label -> candidate index``."""
@@ -137,10 +205,18 @@ class ProxylessNasSearcher(SoftmaxSearcher):
 
     # ------------------------------------------------------------------ architecture step
     def arch_step(self, batch: Batch, weight_batch: Batch) -> dict[str, float]:
-        """One update of the logits with the configured estimator."""
+        """One update of the logits with the configured estimator, when
+        :meth:`arch_update_due`; otherwise nothing, and the last update's metrics are returned
+        again (so the epoch's means weight each update by the steps it stands for; none before
+        the first update)."""
+        if not self.arch_update_due():
+            return dict(self.last_arch)
         if self.options.estimator == "reinforce":
-            return self.reinforce_step(batch)
-        return self.gradient_step(batch)
+            metrics = self.reinforce_step(batch)
+        else:
+            metrics = self.gradient_step(batch)
+        self.last_arch = dict(metrics)
+        return metrics
 
     def gradient_step(self, batch: Batch) -> dict[str, float]:
         """Binary-gate gradient, ``valid`` optimizer update, then the rescaling of the pairs."""
@@ -148,11 +224,10 @@ class ProxylessNasSearcher(SoftmaxSearcher):
         opt = self.ctx.optimizers["valid"]
         opt.zero_grad()
         metrics = gate_gradient(self, batch, draws)
-        regularized = hardware_gradient(self, metrics)
+        hardware_gradient(self, metrics, draws)
         old = {label: np.array(self.logits.params[label].d, copy=True) for label in draws}
         opt.update()
-        # With a hardware term the other logits keep their update (see the module docstring).
-        rescale_pairs(self.logits, draws, old, keep_others=regularized)
+        rescale_pairs(self.logits, draws, old)
         return metrics
 
     # ------------------------------------------------------------------ REINFORCE

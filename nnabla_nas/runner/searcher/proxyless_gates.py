@@ -18,6 +18,7 @@ estimate: the paper's approximation.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from typing import Any, Mapping
 
@@ -30,7 +31,20 @@ from ...module import MixedOp, softmax
 from ..steps import Batch
 from .sampling import GateDraw
 
-__all__ = ["gate_gradient", "hardware_gradient", "logsumexp", "pair_gradient"]
+logger = logging.getLogger(__name__)
+
+#: Regularizers already warned about mul#log below 1 unit (once per label and process).
+_WARNED_LOG_UNIT: set[str] = set()
+
+__all__ = [
+    "draw_gates",
+    "gate_gradient",
+    "hardware_gradient",
+    "logsumexp",
+    "pair_distribution",
+    "pair_gradient",
+    "rescale_pairs",
+]
 
 
 def pair_gradient(logits: np.ndarray, pair: tuple[int, int], gate_grad: np.ndarray) -> np.ndarray:
@@ -101,14 +115,35 @@ def gate_gradient(searcher: Any, batch: Batch, draws: Mapping[str, GateDraw]) ->
     return metrics
 
 
-def hardware_gradient(searcher: Any, metrics: dict[str, float]) -> bool:
+def pair_distribution(logits: Any, draws: Mapping[str, GateDraw]) -> OrderedDict[str, nn.Variable]:
+    """``label -> probabilities`` (``nn.Variable`` of shape ``(n,)``, differentiable in the
+    logits) for the hardware term: for a drawn decision the pair's renormalised probabilities
+    ``softmax(logits_i, logits_j)`` at ``i, j`` and zero elsewhere (so the other logits get no
+    gradient), as the reference implementation computes the expected latency; the full softmax
+    for a decision that is not drawn (one candidate, or frozen)."""
+    out: OrderedDict[str, nn.Variable] = OrderedDict()
+    for label, param in logits.params.items():
+        flat = F.reshape(param, (param.size,))
+        if label in draws:
+            i, j, _ = draws[label]
+            mask = np.full(param.size, -1e30, dtype=np.float32)
+            mask[[i, j]] = 0.0
+            flat = flat + nn.Variable.from_numpy_array(mask)
+        out[label] = F.softmax(flat, axis=0)
+    return out
+
+
+def hardware_gradient(
+    searcher: Any, metrics: dict[str, float], draws: Mapping[str, GateDraw]
+) -> bool:
     """Turns the logits' ``.g`` (the binary-gate gradient of the cross-entropy ``CE``, written by
     :func:`gate_gradient`) into the gradient of the regularised loss ``L(CE, E)``:
     ``dL/dCE * g + dL/dE * dE/dlogits`` (both factors from nnabla's backward through the
     regularizers' expression, with ``CE`` the batch's mean loss in ``metrics`` and ``E`` the
-    expected estimates under the searcher's distribution).
+    expected estimates under :func:`pair_distribution` of ``draws``: only the pairs' logits get
+    a gradient).
 
-    Adds ``loss_regularized`` and ``expected_<label>`` to ``metrics``.
+    Adds ``loss_regularized`` and ``expected_<label>`` (over the pairs) to ``metrics``.
 
     Returns:
         False (nothing done) when no regularizer has a gradient-mode term.
@@ -119,7 +154,7 @@ def hardware_gradient(searcher: Any, metrics: dict[str, float]) -> bool:
     ce = nn.Variable((), need_grad=True)
     ce.d = metrics["loss"]
     logits = searcher.logits
-    total, expected = apply_regularizers(ce, searcher.model, regs, logits.distribution())
+    total, expected = apply_regularizers(ce, searcher.model, regs, pair_distribution(logits, draws))
     params = [p for p in logits.params.values() if p.need_grad]
     ce_grads = [np.array(p.g, copy=True) for p in params]
     for p in params:
@@ -128,6 +163,17 @@ def hardware_gradient(searcher: Any, metrics: dict[str, float]) -> bool:
     total.forward()
     metrics["loss_regularized"] = float(total.d)
     metrics.update({f"expected_{label}": float(e.d) for label, e in expected.items()})
+    for reg in regs:
+        value = metrics.get(f"expected_{reg.label}", 2.0)
+        if reg.loss_type == "mul#log" and value <= 1.0 and reg.label not in _WARNED_LOG_UNIT:
+            _WARNED_LOG_UNIT.add(reg.label)
+            logger.warning(
+                "regularizer.%s: the expected value %.4g is at or below 1 unit, where mul#log "
+                "(ln E / ln ref) is floored: the hardware gradient is zero and the cross-entropy "
+                "one shrinks; give bound/ref_latency in a smaller unit",
+                reg.label,
+                value,
+            )
     total.backward(clear_buffer=True)
     scale = float(ce.g)  # dL/dCE
     for p, g in zip(params, ce_grads):
@@ -136,18 +182,19 @@ def hardware_gradient(searcher: Any, metrics: dict[str, float]) -> bool:
 
 
 def rescale_pairs(
-    logits: Any, draws: Mapping[str, GateDraw], old: Mapping[str, np.ndarray], keep_others: bool
+    logits: Any, draws: Mapping[str, GateDraw], old: Mapping[str, np.ndarray]
 ) -> None:
     """After the update, shifts each pair's two logits by ``log sum_pair exp(old) - log
     sum_pair exp(new)``: the pair's total probability, hence every other path's probability,
-    is unchanged; the other logits are restored to ``old`` unless ``keep_others``."""
+    is unchanged; the other logits are restored to ``old`` (an optimizer with momentum moves
+    them even with a zero gradient)."""
     for label, (i, j, _) in draws.items():
         param = logits.params[label]
         before = old[label].reshape(-1)
         after = np.array(param.d, dtype=np.float64).reshape(-1)
         pair = [i, j]
         offset = logsumexp(before[pair]) - logsumexp(after[pair])
-        value = np.array(after if keep_others else before, dtype=np.float64)
+        value = np.array(before, dtype=np.float64)
         value[pair] = after[pair] + offset
         param.d = value.reshape(param.shape)
 
