@@ -155,6 +155,7 @@ def assert_same_run(out: Path, ref: Path) -> None:
 
 
 def log_lines(out: Path) -> list[str]:
-    """log.txt without the timestamps and with the output folder's path replaced."""
+    """log.txt without the timestamps and with the output folder's path replaced (in the
+    continuation lines of a multi-line message, e.g. the run's summary, too)."""
     lines = (out / "log.txt").read_text().splitlines()
-    return [line[20:].replace(str(out), "OUT") if line[:4].isdigit() else line for line in lines]
+    return [(line[20:] if line[:4].isdigit() else line).replace(str(out), "OUT") for line in lines]
