@@ -29,15 +29,18 @@ CRASH = Path(__file__).with_name("crash.py")
 ALGORITHMS = ("gradient", "reinforce", "trainer", "darts")
 
 
-def write_mnist_idx(folder: Path) -> Path:
-    """Writes the four MNIST IDX files of the tiny 8x8 dataset into ``folder``."""
+def write_mnist_idx(folder: Path, train_per_class: int = 8, test_per_class: int = 2) -> Path:
+    """Writes the four MNIST IDX files of the tiny 8x8 dataset into ``folder``: the first
+    ``train_per_class`` digits of each class for training, the next ``test_per_class`` for
+    testing."""
     from nnabla_nas.data.mnist import load_embedded
 
     x, y = load_embedded()
     small = x[:, 0, 2:26, 2:26].reshape(-1, 8, 3, 8, 3).mean((2, 4)).astype(np.uint8)
-    train = np.concatenate([np.flatnonzero(y == c)[:8] for c in range(10)])
+    end = train_per_class + test_per_class
+    train = np.concatenate([np.flatnonzero(y == c)[:train_per_class] for c in range(10)])
     train = train[np.random.RandomState(0).permutation(len(train))]
-    test = np.concatenate([np.flatnonzero(y == c)[8:10] for c in range(10)])
+    test = np.concatenate([np.flatnonzero(y == c)[train_per_class:end] for c in range(10)])
     folder.mkdir(parents=True, exist_ok=True)
     for name, arr in (("train-images-idx3-ubyte", small[train]),
                       ("train-labels-idx1-ubyte", y[train]),

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import json
 import shutil
-import struct
 from pathlib import Path
 
 import h5py
 import numpy as np
+from resume_runs import write_mnist_idx
 
 from nnabla_nas.cli import main
 
@@ -23,22 +23,7 @@ FIXTURE = Path(__file__).parent / "data" / "v1_run"
 
 def write_digits(folder: Path) -> Path:
     """The record's data: 10 training and 2 test digits per class, block-averaged to 8x8."""
-    from nnabla_nas.data.mnist import load_embedded
-
-    x, y = load_embedded()
-    small = x[:, 0, 2:26, 2:26].reshape(-1, 8, 3, 8, 3).mean((2, 4)).astype(np.uint8)
-    train = np.concatenate([np.flatnonzero(y == c)[:10] for c in range(10)])
-    train = train[np.random.RandomState(0).permutation(len(train))]
-    test = np.concatenate([np.flatnonzero(y == c)[10:12] for c in range(10)])
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, arr in (("train-images-idx3-ubyte", small[train]),
-                      ("train-labels-idx1-ubyte", y[train]),
-                      ("t10k-images-idx3-ubyte", small[test]),
-                      ("t10k-labels-idx1-ubyte", y[test])):  # fmt: skip
-        arr = np.asarray(arr, dtype=np.uint8)
-        header = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
-        (folder / name).write_bytes(header + arr.tobytes())
-    return folder
+    return write_mnist_idx(folder, train_per_class=10, test_per_class=2)
 
 
 def _arrays(path: Path) -> dict[str, np.ndarray]:
