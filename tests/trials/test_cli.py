@@ -19,6 +19,7 @@ from nnabla_nas.cli import main
 from nnabla_nas.trials.journal import Journal
 from tests.conftest import ROOT, write_json
 
+from .processes import kill_processes
 from .tiny_mnist import trials_config, write_tiny_mnist
 
 LOOPBACK = {"127.0.0.1", "::1"}
@@ -45,19 +46,6 @@ def _listening(pids) -> set[str]:
             continue
         found |= {c.laddr.ip for c in connections if c.status == psutil.CONN_LISTEN}
     return found
-
-
-def _end(pids) -> None:
-    """SIGKILLs the processes started by the test's driver (by their ids) and waits for them."""
-    alive = []
-    for pid in pids:
-        try:
-            process = psutil.Process(pid)
-            process.kill()
-            alive.append(process)
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=30)
 
 
 def _scores(out) -> dict[int, float]:
@@ -98,7 +86,7 @@ def test_two_workers_a_killed_worker_and_a_killed_then_resumed_driver(data_dir, 
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-        _end(started)  # the killed driver's cluster: ours to end, by their ids
+        kill_processes(started)  # the killed driver's cluster: ours to end, by their ids
     assert listening and listening <= LOOPBACK, listening
     before = Journal(out / "trials.jsonl").read()
     assert len(before) == 2

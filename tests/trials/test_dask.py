@@ -23,6 +23,7 @@ from nnabla_nas.trials.cluster import local_cluster
 from nnabla_nas.trials.journal import Journal
 
 from . import driver_job
+from .processes import kill_processes
 from .toy import CountingTable, DyingTable, HangingTable, toy_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -145,16 +146,7 @@ def test_a_killed_driver_is_resumed(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait(30)
-        # the killed driver's worker processes: ours to end, by their ids
-        alive = []
-        for pid in started:
-            try:
-                p = psutil.Process(pid)
-                p.kill()
-                alive.append(p)
-            except psutil.NoSuchProcess:
-                pass
-        psutil.wait_procs(alive, timeout=30)
+        kill_processes(started)  # the killed driver's worker processes: ours to end, by their ids
     before = len(Journal(journal).read())
     assert 5 <= before < driver_job.BUDGET
     driver_job.main(str(out), workers=0, delay=0.0, resume=True)  # in this process
