@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Callable
 
 import nnabla as nn
 import nnabla.functions as F
@@ -127,6 +127,9 @@ class Optimizer:
         self.communicator = communicator if communicator is not None else SingleProcess()
         self.iteration = 0
         self.grad_norm: float | None = None
+        #: Called first thing in :meth:`update`, before any parameter changes (the loop waits
+        #: there for a checkpoint being written in the background).
+        self.before_update: Callable[[], None] | None = None
         self._norm = _GlobalNorm(list(self.params.values()))
 
     def zero_grad(self) -> None:
@@ -155,8 +158,10 @@ class Optimizer:
         In order: the gradients averaged over the data-parallel processes (several only), the
         learning rate from the scheduler at ``iteration`` (default: the number of updates done so
         far), the global norm (kept in :attr:`grad_norm`, before clipping), clipping, weight
-        decay, ``solver.update()``.
+        decay, ``solver.update()``. :attr:`before_update` is called before all of them.
         """
+        if self.before_update is not None:
+            self.before_update()
         if self.communicator.size > 1:
             self.communicator.all_reduce_grads(self.params.values())
         t = self.iteration if iteration is None else int(iteration)

@@ -232,9 +232,7 @@ class CheckpointStore:
                 ``iteration``: shown in messages).
         """
         self.prepare()
-        previous = self.latest()
-        seq = int(previous.get("seq", 0)) + 1 if previous else 1
-        name = f"ckpt-{int(info.get('iteration', 0)):08d}-{seq:04d}"
+        name, seq = self._next(info)
         target = self.folder / name
         if target.exists():  # left by a write that did not finish
             shutil.rmtree(target)
@@ -247,6 +245,15 @@ class CheckpointStore:
         self._publish({**dict(info), "name": name, "seq": seq, "format": FORMAT})
         self._remove_others(keep=name)
         return target
+
+    def next_folder(self, info: Mapping[str, Any]) -> Path:
+        """The folder the next :meth:`save` with this ``info`` writes."""
+        return self.folder / self._next(info)[0]
+
+    def _next(self, info: Mapping[str, Any]) -> tuple[str, int]:
+        previous = self.latest()
+        seq = int(previous.get("seq", 0)) + 1 if previous else 1
+        return f"ckpt-{int(info.get('iteration', 0)):08d}-{seq:04d}", seq
 
     def cleanup(self) -> None:
         """Removes what interrupted saves left: folders the pointer does not name, and

@@ -109,10 +109,14 @@ class Faults:
         self.stop_signal: int | None = None
         #: The last checkpoint written or loaded: ``(position, folder)``.
         self.saved: tuple[tuple[int, int, int], Path] | None = None
+        #: Waits for a checkpoint being written in the background (set by the loop), so that
+        #: :attr:`saved` is final when a message names it.
+        self.settle_writes: Callable[[], None] = lambda: None
         quiet_event_threads()
 
     def last_checkpoint_text(self) -> str:
         """Where the last good checkpoint is, for messages."""
+        self.settle_writes()
         if self.saved is None:
             return "no checkpoint was written yet"
         return f"the last good checkpoint is {self.saved[1]} ({describe(self.saved[0])})"
@@ -186,6 +190,7 @@ class Faults:
     def interrupted(self) -> Interrupted:
         """The error that ends a run stopped by :attr:`stop_signal` (after its checkpoint)."""
         signum = self.stop_signal
+        self.settle_writes()
         assert signum is not None and self.saved is not None
         return Interrupted(
             f"stopped by {signal.Signals(signum).name} ({describe(self.saved[0])}); "

@@ -24,6 +24,7 @@ from ..optimizer import make_optimizer, optimizer_section
 from ..utils.io import atomic_write_json
 from ..utils.lock import lock_folder
 from .algorithm import Algorithm, RunContext
+from .background import BackgroundWriter, spare_core
 from .batches import ArchBatches, epoch_batches
 from .checkpoint import CheckpointStore
 from .faults import Faults
@@ -51,6 +52,8 @@ class Loop:
         self.steps = Steps(self.model, self.comm, self.options.aux_weight, self.faults.non_finite)
         self.monitor = Monitor(self.output, self.comm)
         self.checkpoints = CheckpointStore(self.output / "checkpoint")
+        self.writer = BackgroundWriter(spare_core(self.comm.size))  # checkpoints (rank 0)
+        self.faults.settle_writes = self.writer.settle
         shape = self.options.input_shape or next(iter(self.data.valid))[0].shape[1:]
         self.input_shape = tuple(int(s) for s in shape)
         self.hardware = HardwareReport(algo.regularizers, self.input_shape)
@@ -65,6 +68,8 @@ class Loop:
         arch = algo.setup(self.ctx)
         if algo.search and arch:
             self.optimizers["valid"] = self._optimizer("valid", arch, self.options.epochs)
+        for opt in self.optimizers.values():  # no parameter changes while a checkpoint is written
+            opt.before_update = self.writer.wait
         if self.comm.size > 1:  # every rank starts from rank 0's network
             params = list(self.model.get_parameters().values()) + list(algo.parameters().values())
             self.comm.broadcast_parameters(params)
@@ -107,11 +112,13 @@ class Loop:
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self) -> Any:
-        """Writes a checkpoint of the current position (see :mod:`.snapshots`)."""
+        """Writes a checkpoint of the current position in the background (see
+        :mod:`.snapshots` and :mod:`.background`); returns its folder."""
         return save_checkpoint(self)
 
     def resume(self) -> bool:
         """Loads the last checkpoint of the output folder (see :mod:`.snapshots`)."""
+        self.writer.wait()
         return load_checkpoint(self)
 
     # ------------------------------------------------------------------ the loop
@@ -147,7 +154,11 @@ class Loop:
                     self._run_epoch(total, steps)
                 summary = self._finish(total)
         except OSError as err:
+            self.writer.close()
             raise self.faults.output_error(err) from err
+        except BaseException:
+            self.writer.close()
+            raise
         finally:
             if lock is not None:
                 lock.release()
@@ -164,6 +175,7 @@ class Loop:
         """The final outputs after the last checkpoint: a searcher's weights, ``results.json``.
         A signal meanwhile stops the run after the file being written (no temporary file is
         left; ``--resume`` writes them again)."""
+        self.writer.wait()  # the last checkpoint on disk first
         self.faults.check_output()
         export = self.algo.export()
         if self.algo.search:
@@ -273,6 +285,7 @@ class Loop:
 
     def _end_epoch(self, epoch: int, total: int, steps: int) -> None:
         state, algo = self.state, self.algo
+        self.writer.wait()  # (a mid-epoch checkpoint) the files keep their order
         evaluated = self.evaluations(epoch, total)
         metrics = {f"train_{k}": v / steps for k, v in state.epoch_sums.items() if k != "lr"}
         for name, values in evaluated.items():
@@ -318,6 +331,7 @@ class Loop:
     def interrupt(self) -> None:
         """Stops after a signal: a checkpoint of this position (unless written already), then
         :class:`~nnabla_nas.errors.Interrupted`."""
+        self.writer.wait()
         saved = self.faults.saved
         if saved is None or saved[0] != self.state.position:
             self.save_checkpoint()

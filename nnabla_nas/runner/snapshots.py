@@ -18,7 +18,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import CheckpointError, ConfigError
-from .checkpoint import CheckpointStore, check_state, remove_temporaries
+from .checkpoint import (
+    CheckpointStore,
+    check_state,
+    decode_state,
+    encode_state,
+    remove_temporaries,
+)
 from .state import describe
 
 __all__ = [
@@ -57,8 +63,12 @@ def check_parameters_finite(loop: Any) -> None:
 
 def save_checkpoint(loop: Any) -> Path:
     """Writes a checkpoint of the loop's current position; returns its folder. The TensorBoard
-    writer is closed first (its events are then all on disk) and every event file's size is
+    writer is flushed first (its events are then all on disk) and every event file's size is
     recorded. With several processes rank 0 writes (every rank holds the same state).
+
+    Everything is copied here; the files are written by ``loop.writer`` in the background
+    (:mod:`.background`: the optimizers' next update waits for them) and ``loop.faults.saved``
+    names the checkpoint once they are complete.
 
     Raises:
         NonFiniteError: a parameter holds NaN or Inf (nothing is written).
@@ -83,11 +93,19 @@ def save_checkpoint(loop: Any) -> Path:
     if loop.exporter is not None:
         runner["exporter"] = loop.exporter.state_dict()
     state = {"runner": runner, "tensorboard": loop.monitor.event_files()}
+    # A copy the run cannot change while the files are written in the background.
+    state = decode_state(*encode_state(state))
     info = {"epoch": position[0], "step": position[1], "iteration": position[2]}
-    path = loop.checkpoints.save(state, params, info)
-    loop.faults.saved = (position, path)
-    logger.debug("checkpoint %s written", path)
-    return path
+    loop.writer.wait()  # the previous checkpoint is complete: the next folder's name is known
+    folder = loop.checkpoints.next_folder(info)
+
+    def write() -> None:
+        path = loop.checkpoints.save(state, params, info)
+        loop.faults.saved = (position, path)
+        logger.debug("checkpoint %s written", path)
+
+    loop.writer.submit(write)
+    return folder
 
 
 def _split_old_layout(runner: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:

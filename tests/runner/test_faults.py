@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import threading
 import types
 from pathlib import Path
 
@@ -234,3 +235,110 @@ def test_resume_refuses_an_unwritable_checkpoint_folder(finished, tmp_path, caps
     (out / "checkpoint").write_text("not a folder")
     assert main(["--resume", "-o", str(out)]) == 2
     assert f"cannot write to output folder {out}" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# The checkpoint written in the background (nnabla_nas.runner.background)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_checkpoint_is_written_during_the_next_step_and_before_its_update(
+    tmp_path, data_dir, reference, monkeypatch
+):
+    """The first checkpoint's files are written while the next step's passes run (the write
+    waits here until that step has started: written in place, it would time out), and no
+    update changes a parameter before they are complete."""
+    from nnabla_nas.optimizer import Optimizer
+    from nnabla_nas.runner import background
+    from nnabla_nas.runner.searcher.proxyless import ProxylessNasSearcher
+
+    monkeypatch.setattr(background.os, "sched_getaffinity", lambda pid: {0, 1})  # a spare core
+    events: list[str] = []
+    stepped, updated = threading.Event(), threading.Event()
+    save, train_step, update = (checkpoint_module.CheckpointStore.save,
+                                ProxylessNasSearcher.train_step, Optimizer.update)  # fmt: skip
+
+    def patched_save(store, *args, **kwargs):
+        first = "save" not in events
+        events.append("save")
+        if first:
+            assert threading.current_thread() is not threading.main_thread()
+            assert stepped.wait(60), "the next step did not start while the checkpoint was written"
+            updated.wait(2)  # an update that did not wait for the files would come now
+        path = save(store, *args, **kwargs)
+        events.append("saved")
+        return path
+
+    def patched_train_step(self, *args, **kwargs):
+        if "save" in events:
+            events.append("step")
+            stepped.set()
+        return train_step(self, *args, **kwargs)
+
+    def patched_update(self, *args, **kwargs):
+        update(self, *args, **kwargs)  # (waits for the write first)
+        if "save" in events:
+            events.append("update")
+            updated.set()
+
+    monkeypatch.setattr(checkpoint_module.CheckpointStore, "save", patched_save)
+    monkeypatch.setattr(ProxylessNasSearcher, "train_step", patched_train_step)
+    monkeypatch.setattr(Optimizer, "update", patched_update)
+    out = tmp_path / "run"
+    assert main(_args(tmp_path, "gradient", data_dir, out)) == 0
+    assert events[:4] == ["save", "step", "saved", "update"]
+    assert events.count("save") == events.count("saved") == 3  # (warm-up + 2 epochs)
+    assert_same_run(out, reference)
+
+
+def test_failed_background_checkpoint_names_its_file_and_resumes(
+    tmp_path, data_dir, reference, monkeypatch, capsys
+):
+    """The second checkpoint's write fails with a full disk: the error names that file, the
+    first checkpoint stays the latest, nothing after it is written, and --resume finishes."""
+    out = tmp_path / "run"
+    write_arrays = checkpoint_module.CheckpointStore._write_arrays
+    calls = []
+
+    def failing(store, path, arrays):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write_arrays(store, path, arrays)
+
+    monkeypatch.setattr(checkpoint_module.CheckpointStore, "_write_arrays", failing)
+    rc = main(_args(tmp_path, "gradient", data_dir, out))
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert f"writing {calls[1]} failed at iteration 10 (No space left on device)" in err
+    assert f"the last good checkpoint is {out}/checkpoint/ckpt-00000005-0001" in err
+    assert json.loads((out / "checkpoint" / "latest.json").read_text())["name"] == (
+        "ckpt-00000005-0001"
+    )
+    assert not (out / "results.json").exists() and not (out / "weights.h5").exists()
+
+    monkeypatch.setattr(checkpoint_module.CheckpointStore, "_write_arrays", write_arrays)
+    assert main(["--resume", "-o", str(out)]) == 0
+    assert_same_run(out, reference)
+
+
+def test_checkpoint_is_written_in_place_without_a_spare_core(
+    tmp_path, data_dir, reference, monkeypatch
+):
+    """As many processes as cores: the files are written by the loop's thread, and the run is
+    the same."""
+    from nnabla_nas.runner import background
+
+    threads = []
+    save = checkpoint_module.CheckpointStore.save
+
+    def patched(store, *args, **kwargs):
+        threads.append(threading.current_thread())
+        return save(store, *args, **kwargs)
+
+    monkeypatch.setattr(background.os, "sched_getaffinity", lambda pid: {0})
+    monkeypatch.setattr(checkpoint_module.CheckpointStore, "save", patched)
+    out = tmp_path / "run"
+    assert main(_args(tmp_path, "gradient", data_dir, out)) == 0
+    assert threads == [threading.main_thread()] * 3
+    assert_same_run(out, reference)
