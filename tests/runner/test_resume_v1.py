@@ -54,7 +54,13 @@ def test_a_checkpoint_of_the_first_version_resumes_exactly(tmp_path):
         a, b = _arrays(old / name), _arrays(ref / name)
         assert a.keys() == b.keys() and a
         for key in a:
-            np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
+            if a[key].dtype == np.float64:
+                # The architecture logits (float64, updated by numpy): the fixture's first updates
+                # ran on another machine, and numpy's float64 kernels may differ there by an ulp
+                # (other SIMD extensions: this one has AVX-512); the weights must be identical.
+                np.testing.assert_allclose(a[key], b[key], rtol=1e-13, atol=0, err_msg=key)
+            else:
+                np.testing.assert_array_equal(a[key], b[key], err_msg=f"{name}: {key}")
     res, ref_res = (json.loads((d / "results.json").read_text()) for d in (old, ref))
     # The epochs the first version evaluated before its checkpoint keep its validation and test
     # figures (ProxylessNAS now validates with batch statistics); the rest must be identical.
