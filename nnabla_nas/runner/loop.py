@@ -154,12 +154,9 @@ class Loop:
                     self._run_epoch(total, steps)
                 summary = self._finish(total)
         except OSError as err:
-            self.writer.close()
             raise self.faults.output_error(err) from err
-        except BaseException:
-            self.writer.close()
-            raise
         finally:
+            self.writer.close()  # (after a failure: a write's own error is logged)
             if lock is not None:
                 lock.release()
             with contextlib.suppress(Exception):  # the events so far, also after a failure
