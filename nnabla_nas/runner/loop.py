@@ -332,6 +332,7 @@ class Loop:
         saved = self.faults.saved
         if saved is None or saved[0] != self.state.position:
             self.save_checkpoint()
+            self.writer.wait()  # its files on disk, or its write's error is the run's
         self.monitor.close()
         raise self.faults.interrupted()
 

@@ -342,3 +342,37 @@ def test_checkpoint_is_written_in_place_without_a_spare_core(
     assert main(_args(tmp_path, "gradient", data_dir, out)) == 0
     assert threads == [threading.main_thread()] * 3
     assert_same_run(out, reference)
+
+
+def test_failed_checkpoint_of_a_signal_is_the_error(tmp_path, data_dir, monkeypatch, capsys):
+    """SIGINT in epoch 2: the checkpoint of that position fails with a full disk. The run
+    reports that write (exit code 1), not a stop with a checkpoint written."""
+    import signal
+
+    from nnabla_nas.optimizer import Optimizer
+
+    out = tmp_path / "run"
+    write_arrays, update = checkpoint_module.CheckpointStore._write_arrays, Optimizer.update
+    calls, updates = [], []
+
+    def failing(store, path, arrays):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        write_arrays(store, path, arrays)
+
+    def patched_update(self, *args, **kwargs):
+        update(self, *args, **kwargs)
+        if self.key in ("optimizer.train", "optimizer.warmup"):
+            updates.append(1)
+            if len(updates) == 7:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(checkpoint_module.CheckpointStore, "_write_arrays", failing)
+    monkeypatch.setattr(Optimizer, "update", patched_update)
+    rc = main(_args(tmp_path, "gradient", data_dir, out))
+    err = capsys.readouterr().err
+    assert rc == 1, err
+    assert f"writing {calls[1]} failed at iteration 7 (No space left on device)" in err
+    assert f"the last good checkpoint is {out}/checkpoint/ckpt-00000005-0001" in err
+    assert "stopped by SIGINT" not in err
